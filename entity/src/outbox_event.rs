@@ -1,0 +1,31 @@
+//! `outbox_events`: events for the external data platform, written in the transaction of the
+//! change they describe and delivered by the relay.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// Globally unique id sent as the idempotency key.
+    #[sea_orm(unique)]
+    pub event_id: String,
+    /// `ORDER_COMPLETED` or `ORDER_REFUNDED`.
+    pub event_type: String,
+    pub aggregate_id: i64,
+    /// The event as JSON.
+    pub payload: String,
+    /// `PENDING`, `SENT` or `FAILED`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    pub last_error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub sent_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,24 @@
+//! Schema migrations of the commerce service.
+//!
+//! Written with sea-query builders only, so the same migration runs on PostgreSQL, MySQL/MariaDB
+//! and SQLite. Invariants that must hold whatever the code does (non-negative balances and stock,
+//! one idempotency key per user) are CHECK and UNIQUE constraints here.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_foundation;
+mod m20261121_000002_orders;
+mod m20261121_000003_coupons;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_foundation::Migration),
+            Box::new(m20261121_000002_orders::Migration),
+            Box::new(m20261121_000003_coupons::Migration),
+        ]
+    }
+}

@@ -1,0 +1,104 @@
+//! GraphQL surface of balances: `chargeBalance` and the ledger entry type.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::balance_ledger;
+
+use crate::error::{Payload, UserError};
+use crate::graphql::scalars::Won;
+use crate::state::AppState;
+
+/// What moved a balance.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
+pub enum BalanceEntryKind {
+    Charge,
+    Payment,
+    Refund,
+}
+
+/// One movement of a balance.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct BalanceEntry {
+    pub id: ID,
+    pub kind: BalanceEntryKind,
+    /// Signed: positive for charges and refunds, negative for payments.
+    pub amount: Won,
+    pub balance_after: Won,
+    pub order_id: Option<ID>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<balance_ledger::Model> for BalanceEntry {
+    fn from(row: balance_ledger::Model) -> Self {
+        let kind = match row.kind.as_str() {
+            "PAYMENT" => BalanceEntryKind::Payment,
+            "REFUND" => BalanceEntryKind::Refund,
+            _ => BalanceEntryKind::Charge,
+        };
+        Self {
+            id: ID(row.id.to_string()),
+            kind,
+            amount: Won(row.amount),
+            balance_after: Won(row.balance_after),
+            order_id: row.order_id.map(|id| ID(id.to_string())),
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ChargeBalanceInput {
+    /// Won to add: positive, at most the per-charge limit.
+    pub amount: Won,
+    /// Optional key: sending the same charge again with it returns the first result.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ChargeBalancePayload {
+    /// The balance right after this charge.
+    pub balance: Option<Won>,
+    pub entry: Option<BalanceEntry>,
+    pub user_errors: Vec<UserError>,
+}
+
+impl Payload<balance_ledger::Model> for ChargeBalancePayload {
+    fn success(entry: balance_ledger::Model) -> Self {
+        Self {
+            balance: Some(Won(entry.balance_after)),
+            entry: Some(entry.into()),
+            user_errors: vec![],
+        }
+    }
+
+    fn failure(user_errors: Vec<UserError>) -> Self {
+        Self {
+            balance: None,
+            entry: None,
+            user_errors,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct BalanceMutation;
+
+#[Object]
+impl BalanceMutation {
+    /// Adds won to the viewer's prepaid balance.
+    async fn charge_balance(
+        &self,
+        ctx: &Context<'_>,
+        input: ChargeBalanceInput,
+    ) -> async_graphql::Result<ChargeBalancePayload> {
+        let user_id = crate::graphql::viewer(ctx).require_user()?;
+        let state = ctx.data_unchecked::<AppState>();
+        ChargeBalancePayload::resolve(
+            "chargeBalance",
+            state
+                .balance
+                .charge(user_id, input.amount.0, input.idempotency_key.as_deref())
+                .await,
+        )
+    }
+}

@@ -1,0 +1,4 @@
+//! Prepaid balances: charging, reading, and the ledger of every movement.
+
+pub mod graphql;
+pub mod service;

@@ -1,0 +1,4 @@
+//! The product catalog with exact live stock: browsing, admin creation and restocking.
+
+pub mod graphql;
+pub mod service;

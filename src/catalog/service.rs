@@ -1,0 +1,212 @@
+//! Catalog use cases. Reads always come from the database, so stock is exact the moment an order
+//! commits. Restocking is a conditional increment and publishes the new stock after commit.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::product;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::error::InvalidInput;
+use crate::infra::bus::{DomainEvent, EventBus};
+use crate::infra::db::{AttemptError, Database};
+use crate::infra::paging::{Page, PageRequest};
+
+/// Most units a product may hold in stock.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+/// Highest accepted price, in won.
+pub const MAX_PRICE: i64 = 1_000_000_000;
+
+#[derive(Clone)]
+pub struct CatalogService {
+    db: Database,
+    bus: EventBus,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("product {0} not found")]
+    ProductNotFound(i64),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// A product to create, as an admin sent it.
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: i64,
+    pub stock: i64,
+}
+
+impl NewProduct {
+    fn validated(self) -> Result<NewProduct, InvalidInput> {
+        let name = required_text("name", &self.name, 200)?;
+        let category = required_text("category", &self.category, 100)?;
+        if self.description.chars().count() > 10_000 {
+            return Err(InvalidInput::new(
+                "description",
+                "must be at most 10000 characters",
+            ));
+        }
+        if !(0..=MAX_PRICE).contains(&self.price) {
+            return Err(InvalidInput::new(
+                "price",
+                format!("must be between 0 and {MAX_PRICE} won"),
+            ));
+        }
+        if !(0..=MAX_STOCK).contains(&self.stock) {
+            return Err(InvalidInput::new(
+                "stock",
+                format!("must be between 0 and {MAX_STOCK}"),
+            ));
+        }
+        Ok(NewProduct {
+            name,
+            category,
+            ..self
+        })
+    }
+}
+
+/// A trimmed, non-empty text of at most `max` characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, InvalidInput> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidInput::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+impl CatalogService {
+    pub fn new(db: Database, bus: EventBus) -> Self {
+        Self { db, bus }
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<product::Model>, DbErr> {
+        product::Entity::find_by_id(id).one(self.db.conn()).await
+    }
+
+    /// Several products by id (one query).
+    pub async fn get_many(&self, ids: &[i64]) -> Result<HashMap<i64, product::Model>, DbErr> {
+        Ok(product::Entity::find()
+            .filter(product::Column::Id.is_in(ids.iter().copied()))
+            .all(self.db.conn())
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect())
+    }
+
+    /// Products by ascending id, optionally of one category.
+    pub async fn list(
+        &self,
+        category: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<product::Model>, DbErr> {
+        let mut scope = product::Entity::find();
+        if let Some(category) = category {
+            scope = scope.filter(product::Column::Category.eq(category));
+        }
+        let total = scope.clone().count(self.db.conn()).await?;
+        if let Some(after) = page.after {
+            scope = scope.filter(product::Column::Id.gt(after));
+        }
+        let rows = scope
+            .order_by_asc(product::Column::Id)
+            .limit(page.first + 1)
+            .all(self.db.conn())
+            .await?;
+        Ok(Page::from_overfetch(rows, page, total))
+    }
+
+    pub async fn create(&self, new: NewProduct) -> Result<product::Model, CatalogError> {
+        let new = new.validated()?;
+        let now = Utc::now();
+        let created = product::ActiveModel {
+            name: Set(new.name),
+            description: Set(new.description),
+            category: Set(new.category),
+            price: Set(new.price),
+            stock: Set(new.stock),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(self.db.conn())
+        .await?;
+        Ok(created)
+    }
+
+    /// Adds `quantity` units to a product's stock.
+    pub async fn restock(
+        &self,
+        product_id: i64,
+        quantity: i64,
+    ) -> Result<product::Model, CatalogError> {
+        if !(1..=MAX_STOCK).contains(&quantity) {
+            return Err(InvalidInput::new(
+                "quantity",
+                format!("must be between 1 and {MAX_STOCK}"),
+            )
+            .into());
+        }
+        let restocked = self
+            .db
+            .write(|| self.restock_attempt(product_id, quantity))
+            .await??;
+        self.bus.publish(DomainEvent::StockChanged {
+            product_id: restocked.id,
+            stock: restocked.stock,
+        });
+        Ok(restocked)
+    }
+
+    async fn restock_attempt(
+        &self,
+        product_id: i64,
+        quantity: i64,
+    ) -> Result<Result<product::Model, CatalogError>, AttemptError> {
+        let txn = self.db.begin_write().await?;
+        let updated = product::Entity::update_many()
+            .col_expr(
+                product::Column::Stock,
+                Expr::col(product::Column::Stock).add(quantity),
+            )
+            .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(product::Column::Id.eq(product_id))
+            .filter(product::Column::Stock.lte(MAX_STOCK - quantity))
+            .exec(&*txn)
+            .await?;
+        let current = product::Entity::find_by_id(product_id).one(&*txn).await?;
+        let outcome = match (updated.rows_affected, current) {
+            (_, None) => Err(CatalogError::ProductNotFound(product_id)),
+            (0, Some(_)) => Err(InvalidInput::new(
+                "quantity",
+                format!("stock may not exceed {MAX_STOCK}"),
+            )
+            .into()),
+            (_, Some(product)) => Ok(product),
+        };
+        if outcome.is_ok() {
+            txn.commit().await?;
+        } else {
+            txn.rollback().await?;
+        }
+        Ok(outcome)
+    }
+}

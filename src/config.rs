@@ -1,0 +1,404 @@
+//! Typed settings of the server, read from command-line flags and environment variables.
+//!
+//! Every setting has a flag and an environment variable (`commerce --help` lists them). Nothing
+//! here is global: [`Settings`] is built once in `main` (or by a test) and handed to
+//! [`crate::app::Application::build`]. [`Settings::validate`] refuses inconsistent combinations
+//! with one line that names the setting and the reason.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// The embedded default database: an SQLite file, created on first run and seeded with demo data.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/commerce.db?mode=rwc";
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Trust `x-user-id` / `x-role` headers as sent (loopback binds only).
+    Dev,
+    /// Verify `Authorization: Bearer <HS256 JWT>`.
+    Jwt,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// All settings of the server. Flags win over environment variables.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Database URL: postgres://, mysql:// or sqlite://. Default: an SQLite file under ./data/,
+    /// created, migrated and seeded with demo data on first run.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Redis URL (redis://...). Unset: in-process cache, coupon gate and event bus (one instance).
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this server writes (several deployments may share a Redis).
+    #[arg(
+        long,
+        env = "REDIS_KEY_PREFIX",
+        default_value = "commerce:",
+        global = true
+    )]
+    pub redis_key_prefix: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000", global = true)]
+    pub bind: SocketAddr,
+
+    /// How requests are authenticated. Default: jwt when JWT_SECRET is set, dev otherwise.
+    #[arg(long, env = "AUTH_MODE", value_enum, global = true)]
+    pub auth_mode: Option<AuthMode>,
+
+    /// HS256 secret for JWTs (at least 32 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Log format: text for people, json for machines. The level comes from RUST_LOG (default info).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a free database connection, in milliseconds.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(256..=104_857_600), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "MAX_BATCH", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub max_batch: u64,
+
+    /// Deepest accepted query nesting.
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=1000), global = true)]
+    pub max_query_depth: u64,
+
+    /// Highest accepted query complexity (1 per field, lists multiplied by their page size).
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=1_000_000), global = true)]
+    pub max_query_complexity: u64,
+
+    /// Longest time one HTTP request may take, in seconds (then 408).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub request_timeout_secs: u64,
+
+    /// Mutations per second one user may send (0: unlimited); bursts up to RATE_LIMIT_USER_BURST.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_USER_PER_SEC",
+        default_value_t = 50,
+        global = true
+    )]
+    pub rate_limit_user_per_sec: u32,
+
+    #[arg(long, env = "RATE_LIMIT_USER_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_user_burst: u32,
+
+    /// Mutations per second one client IP may send (0: unlimited, the default: behind a load
+    /// balancer every request comes from its address).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_IP_PER_SEC",
+        default_value_t = 0,
+        global = true
+    )]
+    pub rate_limit_ip_per_sec: u32,
+
+    #[arg(long, env = "RATE_LIMIT_IP_BURST", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_ip_burst: u32,
+
+    /// Most WebSocket connections at once (further upgrades get 503).
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub ws_max_connections: u64,
+
+    /// Most operations running on one WebSocket connection.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
+    pub ws_max_subscriptions: u64,
+
+    /// Turn off introspection and field suggestions (production).
+    #[arg(
+        long,
+        env = "DISABLE_INTROSPECTION",
+        default_value_t = false,
+        global = true
+    )]
+    pub disable_introspection: bool,
+
+    /// Seconds a stopping server waits for requests, subscriptions and workers to finish.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub shutdown_grace_secs: u64,
+
+    /// Seconds a WebSocket client has to send `connection_init`.
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Largest single charge, in won.
+    #[arg(long, env = "MAX_CHARGE_AMOUNT", default_value_t = 10_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub max_charge_amount: i64,
+
+    /// Seconds a PENDING order (createOrder) holds its stock and coupon before it expires.
+    #[arg(long, env = "ORDER_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800), global = true)]
+    pub order_ttl_secs: u64,
+
+    /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
+    #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
+    pub order_expiry_sweep_ms: u64,
+
+    /// How often the top sellers are recomputed when sales happened, in milliseconds.
+    #[arg(long, env = "RANKING_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=300_000), global = true)]
+    pub ranking_refresh_ms: u64,
+
+    /// Where completed orders are delivered (POST, JSON), e.g. http://platform:9000/events.
+    /// Unset: events wait in the outbox.
+    #[arg(long, env = "DATA_PLATFORM_URL", global = true)]
+    pub data_platform_url: Option<String>,
+
+    /// How long one delivery may take, in milliseconds.
+    #[arg(long, env = "OUTBOX_TIMEOUT_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(10..=600_000), global = true)]
+    pub outbox_timeout_ms: u64,
+
+    /// How often the relay looks for due retries, in milliseconds (it also wakes on every order).
+    #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000), global = true)]
+    pub outbox_poll_ms: u64,
+
+    /// Attempts before an event is marked FAILED.
+    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", default_value_t = 25, value_parser = clap::value_parser!(i32).range(1..=1000), global = true)]
+    pub outbox_max_attempts: i32,
+
+    /// First retry delay, in milliseconds (doubling, with jitter).
+    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), global = true)]
+    pub outbox_retry_base_ms: u64,
+
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000), global = true)]
+    pub outbox_retry_max_ms: u64,
+
+    /// Failures in a row that open the circuit breaker.
+    #[arg(long, env = "OUTBOX_BREAKER_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub outbox_breaker_threshold: u32,
+
+    /// How long the open breaker waits before probing, in milliseconds.
+    #[arg(long, env = "OUTBOX_BREAKER_COOLDOWN_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
+    pub outbox_breaker_cooldown_ms: u64,
+
+    /// Events claimed per batch.
+    #[arg(long, env = "OUTBOX_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
+    pub outbox_batch: u64,
+
+    /// Time zone of the business day (sales days and rankings), an IANA name.
+    #[arg(long, env = "TIME_ZONE", default_value = "Asia/Seoul", global = true)]
+    pub time_zone: chrono_tz::Tz,
+
+    /// Largest balance a user may hold, in won.
+    #[arg(long, env = "MAX_BALANCE", default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub max_balance: i64,
+}
+
+/// A secret setting: never printed (Debug shows `***`).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// A setting that cannot work, with the reason; printed as one line at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct SettingsError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+impl Settings {
+    /// The settings a test or an embedding program starts from: every default, SQLite file `url`.
+    pub fn for_database(url: impl Into<String>) -> Self {
+        Self {
+            database_url: Some(url.into()),
+            redis_url: None,
+            redis_key_prefix: "commerce:".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth_mode: None,
+            jwt_secret: None,
+            log_format: LogFormat::Text,
+            db_max_connections: 10,
+            db_acquire_timeout_ms: 5_000,
+            max_body_bytes: 1_048_576,
+            max_batch: 10,
+            max_query_depth: 12,
+            max_query_complexity: 2_000,
+            ws_init_timeout_secs: 10,
+            request_timeout_secs: 30,
+            rate_limit_user_per_sec: 50,
+            rate_limit_user_burst: 200,
+            rate_limit_ip_per_sec: 0,
+            rate_limit_ip_burst: 1_000,
+            ws_max_connections: 20_000,
+            ws_max_subscriptions: 100,
+            disable_introspection: false,
+            shutdown_grace_secs: 20,
+            max_charge_amount: 10_000_000,
+            max_balance: 1_000_000_000,
+            order_ttl_secs: 600,
+            order_expiry_sweep_ms: 1_000,
+            ranking_refresh_ms: 500,
+            data_platform_url: None,
+            outbox_timeout_ms: 3_000,
+            outbox_poll_ms: 1_000,
+            outbox_max_attempts: 25,
+            outbox_retry_base_ms: 1_000,
+            outbox_retry_max_ms: 600_000,
+            outbox_breaker_threshold: 5,
+            outbox_breaker_cooldown_ms: 10_000,
+            outbox_batch: 100,
+            time_zone: chrono_tz::Asia::Seoul,
+        }
+    }
+
+    /// The database URL in force (the embedded default when none is set).
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// True when no database was configured: the embedded SQLite file gets demo data.
+    pub fn is_embedded_default(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// The authentication mode in force: explicit, else jwt when a secret is set, else dev.
+    pub fn effective_auth_mode(&self) -> AuthMode {
+        self.auth_mode.unwrap_or(if self.jwt_secret.is_some() {
+            AuthMode::Jwt
+        } else {
+            AuthMode::Dev
+        })
+    }
+
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    pub fn order_ttl(&self) -> Duration {
+        Duration::from_secs(self.order_ttl_secs)
+    }
+
+    pub fn order_expiry_sweep(&self) -> Duration {
+        Duration::from_millis(self.order_expiry_sweep_ms)
+    }
+
+    /// The relay's settings, when a data platform is configured.
+    pub fn relay(&self) -> Option<crate::outbox::relay::RelaySettings> {
+        Some(crate::outbox::relay::RelaySettings {
+            url: self.data_platform_url.clone()?,
+            timeout: Duration::from_millis(self.outbox_timeout_ms),
+            poll: Duration::from_millis(self.outbox_poll_ms),
+            batch: self.outbox_batch,
+            max_attempts: self.outbox_max_attempts,
+            retry_base: Duration::from_millis(self.outbox_retry_base_ms),
+            retry_max: Duration::from_millis(self.outbox_retry_max_ms),
+            breaker_threshold: self.outbox_breaker_threshold,
+            breaker_cool_down: Duration::from_millis(self.outbox_breaker_cooldown_ms),
+        })
+    }
+
+    pub fn ranking_refresh(&self) -> Duration {
+        Duration::from_millis(self.ranking_refresh_ms)
+    }
+
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_init_timeout_secs)
+    }
+
+    /// Refuses combinations that cannot work or would be unsafe.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let url = self.database_url();
+        if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(SettingsError {
+                setting: "DATABASE_URL",
+                reason: "must start with postgres://, mysql:// or sqlite:".into(),
+            });
+        }
+        if let Some(url) = &self.data_platform_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError {
+                setting: "DATA_PLATFORM_URL",
+                reason: "must start with http:// or https://".into(),
+            });
+        }
+        if let Some(redis) = &self.redis_url
+            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(SettingsError {
+                setting: "REDIS_URL",
+                reason: "must start with redis:// or rediss://".into(),
+            });
+        }
+        match self.effective_auth_mode() {
+            AuthMode::Dev if !self.bind.ip().is_loopback() => Err(SettingsError {
+                setting: "AUTH_MODE",
+                reason: format!(
+                    "dev mode trusts x-user-id headers and is refused on the non-loopback address {}; set AUTH_MODE=jwt and JWT_SECRET",
+                    self.bind
+                ),
+            }),
+            AuthMode::Jwt => match &self.jwt_secret {
+                None => Err(SettingsError {
+                    setting: "JWT_SECRET",
+                    reason: "AUTH_MODE=jwt needs a secret".into(),
+                }),
+                Some(secret) if secret.expose().len() < 32 => Err(SettingsError {
+                    setting: "JWT_SECRET",
+                    reason: "must be at least 32 bytes long".into(),
+                }),
+                Some(_) => Ok(()),
+            },
+            AuthMode::Dev => Ok(()),
+        }?;
+        if self.max_charge_amount > self.max_balance {
+            return Err(SettingsError {
+                setting: "MAX_CHARGE_AMOUNT",
+                reason: "cannot exceed MAX_BALANCE".into(),
+            });
+        }
+        Ok(())
+    }
+}

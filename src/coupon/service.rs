@@ -1,0 +1,449 @@
+//! Coupon use cases: events (admin), issuance behind the gate, listing, and the coupon side of an
+//! order (validating, discounting, reserving, using, releasing) inside the order's transaction.
+
+use chrono::{DateTime, Days, Utc};
+use entity::{coupon_event, user_coupon};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
+use crate::catalog::service::required_text;
+use crate::error::InvalidInput;
+use crate::infra::db::{AttemptError, Database, is_unique_violation};
+
+pub const PERCENT: &str = "PERCENT";
+pub const FIXED: &str = "FIXED";
+
+/// Coupon statuses as stored (EXPIRED is derived when reading an AVAILABLE coupon past expiry).
+pub mod status {
+    pub const AVAILABLE: &str = "AVAILABLE";
+    pub const RESERVED: &str = "RESERVED";
+    pub const USED: &str = "USED";
+    pub const EXPIRED: &str = "EXPIRED";
+}
+
+/// Default validity of an issued coupon when the event sets none.
+const DEFAULT_VALID_DAYS: i32 = 30;
+
+#[derive(Clone)]
+pub struct CouponService {
+    db: Database,
+    gate: CouponGate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CouponError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("coupon event {0} not found")]
+    EventNotFound(i64),
+    #[error("coupon event {event_id} is exhausted")]
+    Exhausted { event_id: i64 },
+    #[error("the user already holds a coupon of event {0}")]
+    AlreadyIssued(i64),
+    #[error("coupon event {event_id} is not active: {reason}")]
+    NotActive { event_id: i64, reason: &'static str },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// A coupon event as an admin creates it.
+#[derive(Clone, Debug)]
+pub struct NewCouponEvent {
+    pub name: String,
+    pub discount_type: &'static str,
+    pub discount_value: i64,
+    pub total_quantity: i64,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub valid_days: Option<i32>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub min_order_amount: i64,
+}
+
+/// A coupon applied to an order: what it takes off the subtotal.
+#[derive(Copy, Clone, Debug)]
+pub struct AppliedCoupon {
+    pub coupon_id: i64,
+    pub discount: i64,
+}
+
+/// Why a coupon cannot pay part of an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotUsable(pub String);
+
+impl CouponService {
+    pub fn new(db: Database, gate: CouponGate) -> Self {
+        Self { db, gate }
+    }
+
+    pub async fn create_event(
+        &self,
+        new: NewCouponEvent,
+    ) -> Result<coupon_event::Model, CouponError> {
+        let name = required_text("name", &new.name, 200)?;
+        let value_range = if new.discount_type == PERCENT {
+            1..=100
+        } else {
+            1..=1_000_000_000
+        };
+        if !value_range.contains(&new.discount_value) {
+            return Err(InvalidInput::new(
+                "discountValue",
+                format!(
+                    "must be between {} and {} for {}",
+                    value_range.start(),
+                    value_range.end(),
+                    new.discount_type
+                ),
+            )
+            .into());
+        }
+        if !(1..=10_000_000).contains(&new.total_quantity) {
+            return Err(
+                InvalidInput::new("totalQuantity", "must be between 1 and 10000000").into(),
+            );
+        }
+        if !(0..=1_000_000_000).contains(&new.min_order_amount) {
+            return Err(InvalidInput::new(
+                "minOrderAmount",
+                "must be between 0 and 1000000000 won",
+            )
+            .into());
+        }
+        let now = Utc::now();
+        let starts_at = new.starts_at.unwrap_or(now);
+        if let Some(ends_at) = new.ends_at
+            && ends_at <= starts_at
+        {
+            return Err(InvalidInput::new("endsAt", "must be after startsAt").into());
+        }
+        let (valid_days, valid_until) = match (new.valid_days, new.valid_until) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidInput::new(
+                    "validUntil",
+                    "give validDays or validUntil, not both",
+                )
+                .into());
+            }
+            (Some(days), None) if !(1..=3650).contains(&days) => {
+                return Err(InvalidInput::new("validDays", "must be between 1 and 3650").into());
+            }
+            (None, Some(until)) if until <= starts_at => {
+                return Err(InvalidInput::new("validUntil", "must be after startsAt").into());
+            }
+            (None, None) => (Some(DEFAULT_VALID_DAYS), None),
+            other => other,
+        };
+        Ok(coupon_event::ActiveModel {
+            name: Set(name),
+            discount_type: Set(new.discount_type.to_owned()),
+            discount_value: Set(new.discount_value),
+            total_quantity: Set(new.total_quantity),
+            issued_quantity: Set(0),
+            starts_at: Set(starts_at),
+            ends_at: Set(new.ends_at),
+            valid_days: Set(valid_days),
+            valid_until: Set(valid_until),
+            min_order_amount: Set(new.min_order_amount),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(self.db.conn())
+        .await?)
+    }
+
+    pub async fn event(&self, id: i64) -> Result<Option<coupon_event::Model>, DbErr> {
+        coupon_event::Entity::find_by_id(id)
+            .one(self.db.conn())
+            .await
+    }
+
+    /// Events by id; `active_only`: open now and with coupons left.
+    pub async fn events(&self, active_only: bool) -> Result<Vec<coupon_event::Model>, DbErr> {
+        let mut query = coupon_event::Entity::find().order_by_asc(coupon_event::Column::Id);
+        if active_only {
+            let now = Utc::now();
+            query = query
+                .filter(coupon_event::Column::StartsAt.lte(now))
+                .filter(
+                    coupon_event::Column::EndsAt
+                        .is_null()
+                        .or(coupon_event::Column::EndsAt.gt(now)),
+                )
+                .filter(
+                    Expr::col(coupon_event::Column::IssuedQuantity)
+                        .lt(Expr::col(coupon_event::Column::TotalQuantity)),
+                );
+        }
+        query.limit(500).all(self.db.conn()).await
+    }
+
+    /// A user's coupons, newest first.
+    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<user_coupon::Model>, DbErr> {
+        user_coupon::Entity::find()
+            .filter(user_coupon::Column::UserId.eq(user_id))
+            .order_by_desc(user_coupon::Column::Id)
+            .limit(500)
+            .all(self.db.conn())
+            .await
+    }
+
+    pub async fn coupon(&self, id: i64) -> Result<Option<user_coupon::Model>, DbErr> {
+        user_coupon::Entity::find_by_id(id)
+            .one(self.db.conn())
+            .await
+    }
+
+    /// Issues the event's coupon to the user: first come, first served, one per user.
+    ///
+    /// Runs to the end even if the caller goes away, so the gate is always settled.
+    pub async fn issue(
+        &self,
+        user_id: i64,
+        event_id: i64,
+    ) -> Result<user_coupon::Model, CouponError> {
+        let service = self.clone();
+        tokio::spawn(async move { service.issue_to_completion(user_id, event_id).await })
+            .await
+            .map_err(|e| DbErr::Custom(format!("coupon issuance task failed: {e}")))?
+    }
+
+    async fn issue_to_completion(
+        &self,
+        user_id: i64,
+        event_id: i64,
+    ) -> Result<user_coupon::Model, CouponError> {
+        let verdict = self
+            .gate
+            .admit(event_id, user_id, || self.snapshot(event_id))
+            .await;
+        let reserved = match verdict {
+            Verdict::Exhausted => return Err(CouponError::Exhausted { event_id }),
+            Verdict::AlreadyIssued => return Err(CouponError::AlreadyIssued(event_id)),
+            Verdict::Proceed { reserved } => reserved,
+        };
+        let result = self
+            .db
+            .write(|| self.issue_attempt(user_id, event_id))
+            .await
+            .map_err(CouponError::from)
+            .and_then(|r| r);
+        let settlement = match &result {
+            Ok(_) => Settlement::Issued,
+            Err(CouponError::Exhausted { .. }) => Settlement::Exhausted,
+            Err(CouponError::AlreadyIssued(_)) => Settlement::AlreadyIssued,
+            Err(_) => Settlement::Released,
+        };
+        self.gate
+            .settle(event_id, user_id, reserved, settlement)
+            .await;
+        result
+    }
+
+    /// The event as the database has it, for the gate; `None` when it does not exist.
+    async fn snapshot(&self, event_id: i64) -> Option<EventSnapshot> {
+        let event = self.event(event_id).await.ok()??;
+        let holders: Vec<i64> = user_coupon::Entity::find()
+            .select_only()
+            .column(user_coupon::Column::UserId)
+            .filter(user_coupon::Column::EventId.eq(event_id))
+            .into_tuple()
+            .all(self.db.conn())
+            .await
+            .ok()?;
+        Some(EventSnapshot {
+            remaining: event.total_quantity - event.issued_quantity,
+            holders,
+        })
+    }
+
+    async fn issue_attempt(
+        &self,
+        user_id: i64,
+        event_id: i64,
+    ) -> Result<Result<user_coupon::Model, CouponError>, AttemptError> {
+        let txn = self.db.begin_write().await?;
+        let now = Utc::now();
+        let refusal = match coupon_event::Entity::find_by_id(event_id)
+            .one(&*txn)
+            .await?
+        {
+            None => Err(CouponError::EventNotFound(event_id)),
+            Some(event) if event.starts_at > now => Err(CouponError::NotActive {
+                event_id,
+                reason: "it has not started yet",
+            }),
+            Some(event) if event.ends_at.is_some_and(|end| end <= now) => {
+                Err(CouponError::NotActive {
+                    event_id,
+                    reason: "it has ended",
+                })
+            }
+            Some(event) => Ok(event),
+        };
+        let event = match refusal {
+            Ok(event) => event,
+            Err(err) => {
+                txn.rollback().await?;
+                return Ok(Err(err));
+            }
+        };
+        let expires_at = match (event.valid_until, event.valid_days) {
+            (Some(until), _) => until,
+            (None, days) => now
+                .checked_add_days(Days::new(days.unwrap_or(DEFAULT_VALID_DAYS) as u64))
+                .unwrap_or(now),
+        };
+        // the insert first: a second coupon for the user fails here, before the hot event row
+        let inserted = user_coupon::ActiveModel {
+            event_id: Set(event_id),
+            user_id: Set(user_id),
+            status: Set(status::AVAILABLE.to_owned()),
+            issued_at: Set(now),
+            expires_at: Set(expires_at),
+            order_id: Set(None),
+            used_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&*txn)
+        .await;
+        let coupon = match inserted {
+            Ok(coupon) => coupon,
+            Err(err) if is_unique_violation(&err) => {
+                txn.rollback().await?;
+                return Ok(Err(CouponError::AlreadyIssued(event_id)));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        // the conditional increment: never past the total, whatever the gate let through
+        let counted = coupon_event::Entity::update_many()
+            .col_expr(
+                coupon_event::Column::IssuedQuantity,
+                Expr::col(coupon_event::Column::IssuedQuantity).add(1),
+            )
+            .filter(coupon_event::Column::Id.eq(event_id))
+            .filter(
+                Expr::col(coupon_event::Column::IssuedQuantity)
+                    .lt(Expr::col(coupon_event::Column::TotalQuantity)),
+            )
+            .exec(&*txn)
+            .await?;
+        if counted.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(Err(CouponError::Exhausted { event_id }));
+        }
+        txn.commit().await?;
+        Ok(Ok(coupon))
+    }
+
+    /// Active events with coupons left, other than `except`: what to offer instead.
+    pub async fn alternatives(&self, except: i64) -> Result<Vec<coupon_event::Model>, DbErr> {
+        let mut events = self.events(true).await?;
+        events.retain(|e| e.id != except);
+        events.truncate(5);
+        Ok(events)
+    }
+}
+
+/// Locks the user's coupon and checks it can pay part of an order of `subtotal` won; the discount
+/// it gives (PERCENT rounds down to the won; FIXED never exceeds the subtotal).
+pub async fn apply(
+    conn: &impl ConnectionTrait,
+    user_id: i64,
+    coupon_id: i64,
+    subtotal: i64,
+    now: DateTime<Utc>,
+) -> Result<Result<AppliedCoupon, NotUsable>, DbErr> {
+    let coupon = user_coupon::Entity::find_by_id(coupon_id)
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    let Some(coupon) = coupon.filter(|c| c.user_id == user_id) else {
+        return Ok(Err(NotUsable("no such coupon among yours".into())));
+    };
+    match coupon.status.as_str() {
+        status::AVAILABLE if coupon.expires_at <= now => {
+            return Ok(Err(NotUsable("the coupon has expired".into())));
+        }
+        status::AVAILABLE => {}
+        status::RESERVED => {
+            return Ok(Err(NotUsable(
+                "the coupon is held by a pending order".into(),
+            )));
+        }
+        _ => return Ok(Err(NotUsable("the coupon was already used".into()))),
+    }
+    let event = coupon_event::Entity::find_by_id(coupon.event_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("coupon event {}", coupon.event_id)))?;
+    if subtotal < event.min_order_amount {
+        return Ok(Err(NotUsable(format!(
+            "the order total of {subtotal} won is below the coupon's minimum of {} won",
+            event.min_order_amount
+        ))));
+    }
+    let discount = if event.discount_type == PERCENT {
+        subtotal * event.discount_value / 100
+    } else {
+        std::cmp::min(event.discount_value, subtotal)
+    };
+    Ok(Ok(AppliedCoupon {
+        coupon_id,
+        discount,
+    }))
+}
+
+/// Marks a (locked) coupon RESERVED by a pending order or USED by a paid one.
+pub async fn hold(
+    conn: &impl ConnectionTrait,
+    coupon_id: i64,
+    order_id: i64,
+    used_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let new_status = if used_at.is_some() {
+        status::USED
+    } else {
+        status::RESERVED
+    };
+    user_coupon::Entity::update_many()
+        .col_expr(user_coupon::Column::Status, Expr::value(new_status))
+        .col_expr(user_coupon::Column::OrderId, Expr::value(order_id))
+        .col_expr(user_coupon::Column::UsedAt, Expr::value(used_at))
+        .filter(user_coupon::Column::Id.eq(coupon_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Gives a coupon back to its owner (order cancelled, expired or refunded): AVAILABLE again.
+/// An expired coupon stays unusable because its `expires_at` has passed.
+pub async fn release(conn: &impl ConnectionTrait, coupon_id: i64) -> Result<(), DbErr> {
+    user_coupon::Entity::update_many()
+        .col_expr(user_coupon::Column::Status, Expr::value(status::AVAILABLE))
+        .col_expr(
+            user_coupon::Column::OrderId,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            user_coupon::Column::UsedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(user_coupon::Column::Id.eq(coupon_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The status a client sees: AVAILABLE past its expiry reads as EXPIRED.
+pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> &str {
+    if coupon.status == status::AVAILABLE && coupon.expires_at <= now {
+        status::EXPIRED
+    } else {
+        coupon.status.as_str()
+    }
+}

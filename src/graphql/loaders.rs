@@ -1,0 +1,54 @@
+//! Per-request DataLoaders: products, order items and payments are fetched once per batch of
+//! keys, so a list of orders with their items and products costs a constant number of queries.
+//! Created for every request (never shared between viewers).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{order_item, payment, product};
+use sea_orm::DbErr;
+
+use crate::state::AppState;
+
+pub struct ProductLoader(AppState);
+pub struct OrderItemsLoader(AppState);
+pub struct PaymentLoader(AppState);
+
+impl Loader<i64> for ProductLoader {
+    type Value = product::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, product::Model>, Self::Error> {
+        self.0.catalog.get_many(keys).await.map_err(Arc::new)
+    }
+}
+
+impl Loader<i64> for OrderItemsLoader {
+    type Value = Vec<order_item::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.ordering.items_of(keys).await.map_err(Arc::new)
+    }
+}
+
+impl Loader<i64> for PaymentLoader {
+    type Value = payment::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, payment::Model>, Self::Error> {
+        self.0.ordering.payments_of(keys).await.map_err(Arc::new)
+    }
+}
+
+/// Adds a fresh set of loaders to a request.
+pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
+    request
+        .data(DataLoader::new(ProductLoader(state.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            OrderItemsLoader(state.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(PaymentLoader(state.clone()), tokio::spawn))
+}

@@ -1,0 +1,136 @@
+//! The `User` type and `me`: the viewer's own data across domains (balance and its history now;
+//! orders and coupons join as their domains land).
+
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use entity::user;
+
+use crate::auth::Role;
+use crate::balance::graphql::BalanceEntry;
+use crate::coupon::graphql::{Coupon, CouponStatus, coupons_of};
+use crate::error::AppError;
+use crate::graphql::pagination::{IdConnection, connection, page_request};
+use crate::graphql::scalars::Won;
+use crate::graphql::viewer;
+use crate::ordering::graphql::{Order, OrderStatus};
+use crate::state::AppState;
+
+/// A shopper or administrator.
+#[derive(Clone, Debug)]
+pub struct User {
+    id: i64,
+    name: String,
+    role: Role,
+    created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            role: Role::parse(&row.role).unwrap_or(Role::Customer),
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn role(&self) -> Role {
+        self.role
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// The prepaid balance in won, exact at the time of the query.
+    async fn balance(&self, ctx: &Context<'_>) -> async_graphql::Result<Won> {
+        let state = ctx.data_unchecked::<AppState>();
+        let amount = state
+            .balance
+            .balance_of(self.id)
+            .await
+            .map_err(AppError::from)?;
+        Ok(Won(amount.unwrap_or(0)))
+    }
+
+    /// Every charge, payment and refund, newest first.
+    #[graphql(complexity = "2 + first.clamp(0, 100) as usize * child_complexity")]
+    async fn balance_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<IdConnection<BalanceEntry>> {
+        let request = page_request(first, after.as_deref())?;
+        let state = ctx.data_unchecked::<AppState>();
+        let page = state
+            .balance
+            .history(self.id, request)
+            .await
+            .map_err(AppError::from)?;
+        Ok(connection(page, request.after.is_some(), |row| {
+            (row.id, BalanceEntry::from(row))
+        }))
+    }
+
+    /// The user's coupons, newest first, optionally of one status.
+    async fn coupons(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<CouponStatus>,
+    ) -> async_graphql::Result<Vec<Coupon>> {
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(coupons_of(state, self.id, status).await?)
+    }
+
+    /// The user's orders, newest first, optionally of one status.
+    #[graphql(complexity = "2 + first.clamp(0, 100) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: i32,
+        after: Option<String>,
+        status: Option<OrderStatus>,
+    ) -> async_graphql::Result<IdConnection<Order>> {
+        let request = page_request(first, after.as_deref())?;
+        let state = ctx.data_unchecked::<AppState>();
+        let page = state
+            .ordering
+            .list_for_user(self.id, status.map(OrderStatus::as_str), request)
+            .await
+            .map_err(AppError::from)?;
+        Ok(connection(page, request.after.is_some(), |row| {
+            (row.id, Order::from(row))
+        }))
+    }
+}
+
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The authenticated user.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let user_id = viewer(ctx).require_user()?;
+        let state = ctx.data_unchecked::<AppState>();
+        let user = state
+            .users
+            .get(user_id)
+            .await
+            .map_err(AppError::from)?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(user.into())
+    }
+}

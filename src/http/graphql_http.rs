@@ -1,0 +1,258 @@
+//! GraphQL over HTTP as the spec describes it, which async-graphql-axum does not do by itself:
+//!
+//! - `Accept` negotiation between `application/graphql-response+json` and `application/json`
+//!   (406 when neither is acceptable);
+//! - with `application/graphql-response+json`, a request that cannot execute (parse or
+//!   validation failure, query too complex) is answered 400; with `application/json`, 200;
+//! - bodies must be `application/json` (415 otherwise), are size-capped by the router (413), and
+//!   batches are capped in length;
+//! - a mutation sent with GET is refused with 405;
+//! - wrong credentials are 401; missing ones leave the viewer anonymous.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::limits::Limited;
+use super::{HttpState, request_id, viewer_from_headers};
+use crate::graphql::{failed_before_execution, prepare};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// The media type of the answer, chosen from `Accept`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ResponseFormat {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl ResponseFormat {
+    fn content_type(self) -> &'static str {
+        match self {
+            ResponseFormat::GraphqlResponseJson => {
+                "application/graphql-response+json; charset=utf-8"
+            }
+            ResponseFormat::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// `None` when the client accepts neither media type.
+    fn negotiate(headers: &HeaderMap) -> Option<ResponseFormat> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Some(ResponseFormat::Json);
+        };
+        let mut best: Option<(f32, ResponseFormat)> = None;
+        for item in accept.split(',') {
+            let mut params = item.split(';');
+            let media = params
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let quality = params
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let format = match media.as_str() {
+                GRAPHQL_RESPONSE_JSON => ResponseFormat::GraphqlResponseJson,
+                APPLICATION_JSON | "application/*" | "*/*" => ResponseFormat::Json,
+                _ => continue,
+            };
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, format));
+            }
+        }
+        best.map(|(_, format)| format)
+    }
+}
+
+/// A transport-level refusal, answered with a GraphQL-shaped error body.
+fn refusal(status: StatusCode, code: &str, message: &str, format: ResponseFormat) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+fn not_acceptable() -> Response {
+    refusal(
+        StatusCode::NOT_ACCEPTABLE,
+        "NOT_ACCEPTABLE",
+        "Accept must allow application/graphql-response+json or application/json",
+        ResponseFormat::Json,
+    )
+}
+
+/// `POST /graphql`.
+pub async fn graphql_post(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(format) = ResponseFormat::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(APPLICATION_JSON));
+    if !is_json {
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "the request body must be application/json",
+            format,
+        );
+    }
+    let viewer = match viewer_from_headers(&state.auth, &headers) {
+        Ok(viewer) => viewer,
+        Err(err) => {
+            return refusal(StatusCode::UNAUTHORIZED, err.code(), &err.message(), format);
+        }
+    };
+    // decided by the first byte: serde would read `[]` as a single request with no query
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_batch {
+        serde_json::from_slice::<Vec<Request>>(&body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<Request>(&body).map(BatchRequest::Single)
+    };
+    let batch = match parsed {
+        Ok(batch) => batch,
+        Err(err) => {
+            let message = format!("the body is not a GraphQL request: {err}");
+            return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && (requests.is_empty() || requests.len() > state.limits.max_batch)
+    {
+        let message = format!(
+            "a batch must hold 1 to {} operations",
+            state.limits.max_batch
+        );
+        return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+    }
+    let mutations = batch.iter().filter(|request| is_mutation(request)).count();
+    for _ in 0..mutations {
+        if let Err(limited) = state.mutation_limits.check(viewer.user_id, Some(peer.ip())) {
+            return rate_limited(limited, format);
+        }
+    }
+    let request_id = request_id(&headers);
+    let prepared = |request: Request| prepare(request, viewer, &state.app).data(request_id.clone());
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(prepared(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(prepared).collect())
+        }
+    };
+    let response = state.schema.execute_batch(batch).await;
+    respond(response, format)
+}
+
+/// `GET /graphql?query=...`: queries only.
+pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response {
+    let Some(format) = ResponseFormat::negotiate(&parts.headers) else {
+        return not_acceptable();
+    };
+    let viewer = match viewer_from_headers(&state.auth, &parts.headers) {
+        Ok(viewer) => viewer,
+        Err(err) => {
+            return refusal(StatusCode::UNAUTHORIZED, err.code(), &err.message(), format);
+        }
+    };
+    let request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or("")) {
+        Ok(request) => request,
+        Err(err) => {
+            let message = format!("the URL does not carry a GraphQL request: {err}");
+            return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "mutations must be sent with POST",
+            format,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let request = prepare(request, viewer, &state.app).data(request_id(&parts.headers));
+    let response = state.schema.execute(request).await;
+    respond(BatchResponse::Single(response), format)
+}
+
+/// A 429 with `Retry-After` and a RATE_LIMITED error.
+fn rate_limited(limited: Limited, format: ResponseFormat) -> Response {
+    metrics::counter!("rate_limited_total", "scope" => limited.scope).increment(1);
+    let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let body = json!({ "errors": [{
+        "message": format!("too many mutations from this {}; retry in {seconds} s", limited.scope),
+        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
+    }] });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// True when the operation the request selects is a mutation (an unparsable query is not: its
+/// execution reports the parse error). Queries without the word are not parsed here.
+pub fn is_mutation(request: &Request) -> bool {
+    if !request.query.contains("mutation") {
+        return false;
+    }
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    document.operations.iter().any(|(name, operation)| {
+        let selected = match (&request.operation_name, name) {
+            (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        selected && operation.node.ty == OperationType::Mutation
+    })
+}
+
+fn respond(response: BatchResponse, format: ResponseFormat) -> Response {
+    let status = match (&response, format) {
+        (BatchResponse::Single(single), ResponseFormat::GraphqlResponseJson)
+            if failed_before_execution(single) =>
+        {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    };
+    let body = serde_json::to_string(&response).unwrap_or_else(|_| {
+        r#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_owned()
+    });
+    let mut http = (status, body).into_response();
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    http
+}

@@ -1,0 +1,76 @@
+//! Rate limits on mutations: per user and per client IP, token buckets (governor). A refused
+//! request gets HTTP 429, `Retry-After`, and a RATE_LIMITED error with `retryAfterSeconds`.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Checks between two clean-ups of idle keys.
+const CLEANUP_EVERY: u64 = 10_000;
+
+#[derive(Clone)]
+pub struct MutationLimits {
+    per_user: Option<Arc<DefaultKeyedRateLimiter<i64>>>,
+    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    checks: Arc<AtomicU64>,
+}
+
+/// Which limit refused a request, and when to come back.
+#[derive(Copy, Clone, Debug)]
+pub struct Limited {
+    pub scope: &'static str,
+    pub retry_after: Duration,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    per_sec: u32,
+    burst: u32,
+) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+    let rate = NonZeroU32::new(per_sec)?;
+    let burst = NonZeroU32::new(burst).unwrap_or(rate);
+    Some(Arc::new(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+impl MutationLimits {
+    /// A zero rate turns that limit off.
+    pub fn new(user_per_sec: u32, user_burst: u32, ip_per_sec: u32, ip_burst: u32) -> Self {
+        Self {
+            per_user: limiter(user_per_sec, user_burst),
+            per_ip: limiter(ip_per_sec, ip_burst),
+            checks: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Takes one mutation from the user's and the IP's buckets.
+    pub fn check(&self, user_id: Option<i64>, ip: Option<IpAddr>) -> Result<(), Limited> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
+            if let Some(limiter) = &self.per_user {
+                limiter.retain_recent();
+            }
+            if let Some(limiter) = &self.per_ip {
+                limiter.retain_recent();
+            }
+        }
+        let now = DefaultClock::default().now();
+        if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
+            limiter.check_key(&ip).map_err(|not_until| Limited {
+                scope: "ip",
+                retry_after: not_until.wait_time_from(now),
+            })?;
+        }
+        if let (Some(limiter), Some(user)) = (&self.per_user, user_id) {
+            limiter.check_key(&user).map_err(|not_until| Limited {
+                scope: "user",
+                retry_after: not_until.wait_time_from(now),
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! The HTTP server: routes, middleware, health and readiness.
+//!
+//! - `GET /graphql`: GraphiQL in a browser, a WebSocket upgrade (graphql-transport-ws), or a
+//!   query sent as URL parameters (never a mutation: 405).
+//! - `POST /graphql`: GraphQL over HTTP (see [`graphql_http`]).
+//! - `/healthz`: the process answers. `/readyz`: 200 when the database answers (`degraded`
+//!   when Redis does not), 503 otherwise. `/metrics`: Prometheus.
+//!
+//! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
+//! in the logs; every request has a time limit (408).
+
+mod graphql_http;
+pub mod limits;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::{Authenticator, Credentials, Viewer};
+use crate::config::AuthMode;
+use crate::error::AppError;
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub app: AppState,
+    pub auth: Authenticator,
+    pub limits: HttpLimits,
+    pub mutation_limits: limits::MutationLimits,
+    /// Cancelled when the server stops: WebSocket connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// WebSocket connections, waited for at shutdown.
+    pub connections: TaskTracker,
+    pub open_sockets: Arc<AtomicU64>,
+}
+
+/// Transport limits from the settings.
+#[derive(Copy, Clone, Debug)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub ws_init_timeout: Duration,
+    pub ws_max_connections: u64,
+    pub ws_max_subscriptions: usize,
+    pub request_timeout: Duration,
+}
+
+/// The application's router.
+pub fn router(state: HttpState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    let timeout = state.limits.request_timeout;
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            HeaderName::from_static("x-user-id"),
+            HeaderName::from_static("x-role"),
+            HeaderName::from_static("x-request-id"),
+        ]);
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql_get).post(graphql_http::graphql_post),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(Arc::new(state))
+}
+
+/// `GET /graphql`: WebSocket upgrade, GraphiQL page, or a query in the URL.
+async fn graphql_get(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if parts.headers.contains_key(header::UPGRADE) {
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+        {
+            Ok(upgrade) => ws::upgrade(state, upgrade, &parts.headers, Some(peer.ip())),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    let wants_html = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if parts.uri.query().is_none() && wants_html {
+        return Html(graphiql_page(state.auth.mode())).into_response();
+    }
+    graphql_http::graphql_get_query(state, &parts).await
+}
+
+fn graphiql_page(mode: AuthMode) -> String {
+    let headers = match mode {
+        AuthMode::Dev => json!({ "x-user-id": "1" }),
+        AuthMode::Jwt => {
+            json!({ "Authorization": "Bearer <token from `commerce token --user 1`>" })
+        }
+    };
+    let query = "# Scenario 1: check the balance, charge 50,000 won, browse the products.\n\
+                 query Me {\n  me { id name balance }\n}\n\n\
+                 mutation Charge {\n  chargeBalance(input: { amount: 50000 }) {\n    balance\n    userErrors { code message }\n  }\n}\n\n\
+                 query Products {\n  products(first: 20) {\n    totalCount\n    edges { node { id name price stock category } }\n  }\n}\n";
+    include_str!("graphiql.html")
+        .replace("DEFAULT_HEADERS", &headers.to_string())
+        .replace(
+            "DEFAULT_QUERY",
+            &serde_json::to_string(query).unwrap_or_default(),
+        )
+}
+
+/// Authenticates from HTTP headers.
+fn viewer_from_headers(auth: &Authenticator, headers: &HeaderMap) -> Result<Viewer, AppError> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    auth.authenticate(&Credentials {
+        authorization: value("authorization"),
+        user_id: value("x-user-id"),
+        role: value("x-role"),
+    })
+}
+
+/// The request's id, as set by the request-id layer.
+fn request_id(headers: &HeaderMap) -> crate::observability::RequestId {
+    crate::observability::RequestId(
+        headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned(),
+    )
+}
+
+/// `/metrics`: Prometheus text, with the gauges sampled now.
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    crate::observability::sample_gauges(&state.app, &state.open_sockets).await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::observability::prometheus().render(),
+    )
+        .into_response()
+}
+
+/// `/readyz`: 200 when the database answers (`degraded` when a configured Redis does not; the
+/// service still works through the database), 503 when the database does not.
+async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
+    let database = match tokio::time::timeout(Duration::from_secs(2), state.app.db.ping()).await {
+        Ok(Ok(())) => "ok",
+        _ => "unavailable",
+    };
+    let redis = match &state.app.redis {
+        None => "disabled",
+        Some(conn) => {
+            match tokio::time::timeout(Duration::from_secs(2), crate::infra::redis::ping(conn))
+                .await
+            {
+                Ok(Ok(())) => "ok",
+                _ => "unavailable",
+            }
+        }
+    };
+    let ready = database == "ok";
+    let (status, summary) = match (ready, redis) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (true, "unavailable") => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ready"),
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "status": summary, "database": database, "redis": redis })),
+    )
+        .into_response()
+}

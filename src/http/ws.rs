@@ -1,0 +1,333 @@
+//! GraphQL subscriptions over WebSocket, protocol `graphql-transport-ws`, with its close codes
+//! (which async-graphql's own handler does not all send):
+//!
+//! | code | when |
+//! |---|---|
+//! | 4400 | a message that is not valid JSON of the protocol, or a binary frame |
+//! | 4401 | `subscribe` before the server acknowledged `connection_init` |
+//! | 4403 | `connection_init` with wrong credentials |
+//! | 4408 | no `connection_init` within the configured timeout |
+//! | 4409 | `subscribe` with an id that is already running |
+//! | 4429 | a second `connection_init` |
+//!
+//! Credentials come from the `connection_init` payload (`Authorization`, or `x-user-id` /
+//! `x-role` in dev mode), else from the upgrade request's headers.
+//!
+//! Limits: at most `WS_MAX_CONNECTIONS` connections (further upgrades get 503) and
+//! `WS_MAX_SUBSCRIPTIONS` running operations per connection (further ones get an `error`
+//! message); mutations count against the rate limits. When the server stops, every connection is
+//! closed with 1001 (going away).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_graphql::{Request, Response as GqlResponse};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::graphql_http::is_mutation;
+use super::{HttpState, viewer_from_headers};
+use crate::auth::{Credentials, Viewer};
+use crate::graphql::{failed_before_execution, prepare};
+
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Pong {},
+    Subscribe {
+        id: String,
+        payload: Box<Request>,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+/// What a running operation sends back to the connection loop.
+enum Outbound {
+    Next(String, GqlResponse),
+    Error(String, GqlResponse),
+    Complete(String),
+}
+
+/// Accepts the upgrade when the client speaks `graphql-transport-ws` (or names no protocol).
+pub fn upgrade(
+    state: Arc<HttpState>,
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Response {
+    let offered: Vec<String> = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
+        .collect();
+    if !offered.is_empty() && !offered.iter().any(|p| p == PROTOCOL) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unsupported WebSocket subprotocol: use graphql-transport-ws",
+        )
+            .into_response();
+    }
+    let open = state.open_sockets.load(Ordering::Relaxed);
+    if open >= state.limits.ws_max_connections {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket connections; try again later",
+        )
+            .into_response();
+    }
+    let header_viewer = viewer_from_headers(&state.auth, headers).ok();
+    upgrade.protocols([PROTOCOL]).on_upgrade(move |socket| {
+        let connections = state.connections.clone();
+        connections.track_future(Connection::new(state, header_viewer, peer).run(socket))
+    })
+}
+
+struct Connection {
+    state: Arc<HttpState>,
+    header_viewer: Option<Viewer>,
+    peer: Option<IpAddr>,
+    viewer: Option<Viewer>,
+    running: HashMap<String, AbortHandle>,
+}
+
+/// Why the server closes the connection.
+struct Close(u16, &'static str);
+
+impl Connection {
+    fn new(state: Arc<HttpState>, header_viewer: Option<Viewer>, peer: Option<IpAddr>) -> Self {
+        Self {
+            state,
+            header_viewer,
+            peer,
+            viewer: None,
+            running: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        self.state.open_sockets.fetch_add(1, Ordering::Relaxed);
+        let shutdown = self.state.shutdown.clone();
+        let (outbound_tx, mut outbound_rx) = mpsc::channel::<Outbound>(64);
+        let init_deadline = tokio::time::sleep(self.state.limits.ws_init_timeout);
+        tokio::pin!(init_deadline);
+        let close = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break Some(Close(1001, "Server shutting down")),
+                _ = &mut init_deadline, if self.viewer.is_none() => {
+                    break Some(Close(4408, "Connection initialisation timeout"));
+                }
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Binary(_))) => break Some(Close(4400, "Binary frames are not supported")),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    };
+                    match self.handle(text.as_str(), &outbound_tx, &mut socket).await {
+                        Ok(()) => {}
+                        Err(close) => break close,
+                    }
+                }
+                Some(outbound) = outbound_rx.recv() => {
+                    let message = match outbound {
+                        Outbound::Next(id, response) => json!({ "type": "next", "id": id, "payload": response }),
+                        Outbound::Error(id, response) => {
+                            self.running.remove(&id);
+                            json!({ "type": "error", "id": id, "payload": response.errors })
+                        }
+                        Outbound::Complete(id) => {
+                            if self.running.remove(&id).is_none() {
+                                continue;
+                            }
+                            json!({ "type": "complete", "id": id })
+                        }
+                    };
+                    if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        };
+        for (_, task) in self.running.drain() {
+            task.abort();
+        }
+        self.state.open_sockets.fetch_sub(1, Ordering::Relaxed);
+        if let Some(Close(code, reason)) = close {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+    }
+
+    /// Handles one client message; `Err` closes the connection (with a code, or silently).
+    async fn handle(
+        &mut self,
+        text: &str,
+        outbound: &mpsc::Sender<Outbound>,
+        socket: &mut WebSocket,
+    ) -> Result<(), Option<Close>> {
+        let message: ClientMessage = serde_json::from_str(text)
+            .map_err(|_| Some(Close(4400, "Invalid message received")))?;
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                if self.viewer.is_some() {
+                    return Err(Some(Close(4429, "Too many initialisation requests")));
+                }
+                let viewer = self
+                    .authenticate(payload.as_ref())
+                    .ok_or(Some(Close(4403, "Forbidden")))?;
+                self.viewer = Some(viewer);
+                send(socket, json!({ "type": "connection_ack" })).await
+            }
+            ClientMessage::Ping { payload } => {
+                let mut pong = json!({ "type": "pong" });
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                send(socket, pong).await
+            }
+            ClientMessage::Pong {} => Ok(()),
+            ClientMessage::Subscribe { id, payload } => {
+                let Some(viewer) = self.viewer else {
+                    return Err(Some(Close(4401, "Unauthorized")));
+                };
+                if self.running.contains_key(&id) {
+                    return Err(Some(Close(4409, "Subscriber for this id already exists")));
+                }
+                let refusal = if self.running.len() >= self.state.limits.ws_max_subscriptions {
+                    Some("too many operations on this connection".to_owned())
+                } else if is_mutation(&payload) {
+                    self.state
+                        .mutation_limits
+                        .check(viewer.user_id, self.peer)
+                        .err()
+                        .map(|limited| format!("too many mutations from this {}", limited.scope))
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
+                    let error = json!({ "type": "error", "id": id, "payload": [{
+                        "message": message, "extensions": { "code": "RATE_LIMITED" } }] });
+                    return send(socket, error).await;
+                }
+                let task = tokio::spawn(execute(
+                    self.state.clone(),
+                    id.clone(),
+                    prepare(*payload, viewer, &self.state.app),
+                    outbound.clone(),
+                ));
+                self.running.insert(id, task.abort_handle());
+                Ok(())
+            }
+            ClientMessage::Complete { id } => {
+                if let Some(task) = self.running.remove(&id) {
+                    task.abort();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The viewer for a `connection_init` payload; `None` when its credentials are wrong.
+    fn authenticate(&self, payload: Option<&Value>) -> Option<Viewer> {
+        let entry = |name: &str| {
+            payload
+                .and_then(Value::as_object)
+                .and_then(|map| {
+                    map.iter()
+                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                        .map(|(_, value)| value)
+                })
+                .and_then(Value::as_str)
+        };
+        let credentials = Credentials {
+            authorization: entry("authorization"),
+            user_id: entry("x-user-id"),
+            role: entry("x-role"),
+        };
+        let has_credentials = credentials.authorization.is_some()
+            || credentials.user_id.is_some()
+            || credentials.role.is_some();
+        if has_credentials {
+            self.state.auth.authenticate(&credentials).ok()
+        } else {
+            Some(self.header_viewer.unwrap_or(Viewer::ANONYMOUS))
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Value) -> Result<(), Option<Close>> {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .map_err(|_| None)
+}
+
+/// Runs one operation and forwards its responses; a request that fails before execution gets
+/// an `error` message, anything else `next` messages then `complete`.
+/// Counts a running operation in `subscriptions_active` for as long as it lives (also when
+/// aborted).
+struct ActiveOperation;
+
+impl ActiveOperation {
+    fn start() -> Self {
+        metrics::gauge!("subscriptions_active").increment(1.0);
+        ActiveOperation
+    }
+}
+
+impl Drop for ActiveOperation {
+    fn drop(&mut self) {
+        metrics::gauge!("subscriptions_active").decrement(1.0);
+    }
+}
+
+async fn execute(
+    state: Arc<HttpState>,
+    id: String,
+    request: Request,
+    outbound: mpsc::Sender<Outbound>,
+) {
+    let _active = ActiveOperation::start();
+    let mut stream = state.schema.execute_stream(request);
+    let mut first = true;
+    while let Some(response) = stream.next().await {
+        if first && failed_before_execution(&response) {
+            let _ = outbound.send(Outbound::Error(id, response)).await;
+            return;
+        }
+        first = false;
+        if outbound
+            .send(Outbound::Next(id.clone(), response))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = outbound.send(Outbound::Complete(id)).await;
+}

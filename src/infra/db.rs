@@ -1,0 +1,263 @@
+//! The database: connecting, migrating, and running write transactions safely on every backend.
+//!
+//! Write use cases run through [`Database::write`], which
+//! - serializes writers on SQLite (which has no `SELECT ... FOR UPDATE`): an in-process gate plus
+//!   `BEGIN IMMEDIATE`, so the invariants hold there exactly as under row locks elsewhere;
+//! - retries, a bounded number of times with jittered backoff, an attempt that the database
+//!   aborted for a deadlock, a serialization failure or a lock timeout, or that lost a race it
+//!   detected itself ([`AttemptError::Contended`]). No such abort reaches a client.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How many times a write transaction is attempted before its error is returned.
+const MAX_ATTEMPTS: usize = 10;
+
+/// The database handle shared by every service.
+#[derive(Clone, Debug)]
+pub struct Database {
+    conn: DatabaseConnection,
+    /// One writer at a time on SQLite; `None` on PostgreSQL and MySQL, where row locks do this.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// SQL statements executed since start (for metrics and the N+1 tests).
+    statements: Arc<AtomicU64>,
+}
+
+/// Why one attempt of a write transaction ended without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The attempt lost a race it detected itself (e.g. a key claimed concurrently): run it again.
+    #[error("lost a race with a concurrent transaction")]
+    Contended,
+}
+
+impl AttemptError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AttemptError::Contended => true,
+            AttemptError::Db(err) => is_transient(err),
+        }
+    }
+}
+
+/// A write transaction; on SQLite it also holds the writer gate until it ends.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl Database {
+    /// Connects with a bounded pool; on SQLite also turns on WAL so readers never wait for writers.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, DbErr> {
+        if let Some(path) = sqlite_file_path(url)
+            && let Some(parent) = std::path::Path::new(&path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(acquire_timeout)
+            .connect_timeout(acquire_timeout)
+            .sqlx_logging(false);
+        let mut conn = sea_orm::Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let sqlite_writer = match conn.get_database_backend() {
+            DbBackend::Sqlite => {
+                conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+                Some(Arc::new(Mutex::new(())))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            conn,
+            sqlite_writer,
+            statements,
+        })
+    }
+
+    /// The connection pool, for reads and for statements outside a transaction.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// How many SQL statements this handle (and its clones) executed so far.
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Connections in the pool: (open, idle).
+    pub fn pool_usage(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::MySql => {
+                let pool = self.conn.get_mysql_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Answers when the database takes a trivial query.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+
+    /// Begins one write transaction (on SQLite: takes the writer gate, then `BEGIN IMMEDIATE`).
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let gate = match &self.sqlite_writer {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: gate.as_ref().map(|_| SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+
+    /// Runs `attempt` until it succeeds or fails for a reason other than a transient abort.
+    ///
+    /// Each attempt begins, and commits or rolls back, its own transaction (see
+    /// [`Database::begin_write`]); a business refusal is part of `T`, not an error here.
+    pub async fn write<T, F, Fut>(&self, attempt: F) -> Result<T, DbErr>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(2))
+            .with_max_delay(Duration::from_millis(100))
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_jitter();
+        attempt
+            .retry(policy)
+            .when(AttemptError::is_retryable)
+            .notify(|err, delay| tracing::debug!(%err, ?delay, "retrying write transaction"))
+            .await
+            .map_err(|err| match err {
+                AttemptError::Db(err) => err,
+                AttemptError::Contended => DbErr::Custom(format!(
+                    "write transaction still contended after {MAX_ATTEMPTS} attempts"
+                )),
+            })
+    }
+}
+
+/// True for an abort that a new attempt can overcome: deadlock, serialization failure, lock wait
+/// timeout, SQLite busy.
+pub fn is_transient(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    let Some(db_err) = sqlx_err.as_database_error() else {
+        return false;
+    };
+    if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // 1213 deadlock, 1205 lock wait timeout
+        return matches!(mysql.number(), 1213 | 1205);
+    }
+    matches!(
+        db_err.code().as_deref(),
+        // PostgreSQL: serialization_failure, deadlock_detected; SQLite: BUSY, LOCKED, BUSY_SNAPSHOT
+        Some("40001" | "40P01" | "5" | "6" | "517")
+    )
+}
+
+/// True when the database cannot be reached (down, restarting, pool exhausted): worth a retry
+/// by the client later, not a bug.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    matches!(
+        runtime,
+        RuntimeErr::SqlxError(sqlx_err) if matches!(
+            sqlx_err.as_ref(),
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+        )
+    )
+}
+
+/// True when the error is a violated unique constraint.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// The file behind an `sqlite:` URL, if it names one.
+fn sqlite_file_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}

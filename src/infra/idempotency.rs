@@ -1,0 +1,116 @@
+//! Idempotency keys: a mutation sent again with the same key returns its first result.
+//!
+//! The key row is written in the same transaction as the effect, so a result is stored exactly
+//! when the effect commits. Two requests racing with one key cannot both commit: the unique
+//! (user, key) index makes the second attempt fail ([`AttemptError::Contended`]), and its retry
+//! finds the first one's stored result. A refused request stores nothing, so its key stays free.
+
+use chrono::Utc;
+use entity::idempotency_key;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::db::{AttemptError, is_unique_violation};
+
+/// Longest accepted key.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// A validated key with the operation and the request it was sent with.
+#[derive(Clone, Debug)]
+pub struct IdempotentRequest {
+    pub user_id: i64,
+    pub key: String,
+    pub operation: &'static str,
+    pub request_hash: String,
+}
+
+/// A key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("idempotencyKey must be 1 to {MAX_KEY_LEN} characters")]
+pub struct InvalidKey;
+
+/// What an earlier use of the key says about this request.
+#[derive(Debug)]
+pub enum Lookup<R> {
+    /// First use: run the request.
+    New,
+    /// Same request seen before: return its stored result.
+    Replay(R),
+    /// The key was used with another request or operation.
+    Reused,
+}
+
+impl IdempotentRequest {
+    /// `None` without a key; `request` is the input without the key, hashed to detect reuse.
+    pub fn new(
+        user_id: i64,
+        key: Option<&str>,
+        operation: &'static str,
+        request: &impl Serialize,
+    ) -> Result<Option<Self>, InvalidKey> {
+        let Some(key) = key else { return Ok(None) };
+        if key.trim().is_empty() || key.chars().count() > MAX_KEY_LEN {
+            return Err(InvalidKey);
+        }
+        let canonical = serde_json::to_vec(request).unwrap_or_default();
+        Ok(Some(Self {
+            user_id,
+            key: key.to_owned(),
+            operation,
+            request_hash: hex(&Sha256::digest(&canonical)),
+        }))
+    }
+
+    /// Looks the key up (inside the transaction that will perform the request).
+    pub async fn lookup<R: DeserializeOwned>(
+        &self,
+        conn: &impl ConnectionTrait,
+    ) -> Result<Lookup<R>, DbErr> {
+        let found = idempotency_key::Entity::find()
+            .filter(idempotency_key::Column::UserId.eq(self.user_id))
+            .filter(idempotency_key::Column::IdemKey.eq(self.key.as_str()))
+            .one(conn)
+            .await?;
+        Ok(match found {
+            None => Lookup::New,
+            Some(row)
+                if row.operation == self.operation && row.request_hash == self.request_hash =>
+            {
+                let stored = serde_json::from_str(&row.response)
+                    .map_err(|e| DbErr::Custom(format!("stored idempotent response: {e}")))?;
+                Lookup::Replay(stored)
+            }
+            Some(_) => Lookup::Reused,
+        })
+    }
+
+    /// Stores the result in the transaction of the effect; a concurrent twin makes it `Contended`.
+    pub async fn record(
+        &self,
+        conn: &impl ConnectionTrait,
+        response: &impl Serialize,
+    ) -> Result<(), AttemptError> {
+        let row = idempotency_key::ActiveModel {
+            user_id: Set(self.user_id),
+            idem_key: Set(self.key.clone()),
+            operation: Set(self.operation.to_owned()),
+            request_hash: Set(self.request_hash.clone()),
+            response: Set(serde_json::to_string(response).unwrap_or_default()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        match row.insert(conn).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_unique_violation(&err) => Err(AttemptError::Contended),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

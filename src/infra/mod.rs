@@ -1,0 +1,8 @@
+//! Infrastructure shared by the domains: the database (connection, write transactions with retry,
+//! backend quirks), Redis, the event bus and idempotency keys.
+
+pub mod bus;
+pub mod db;
+pub mod idempotency;
+pub mod paging;
+pub mod redis;

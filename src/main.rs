@@ -1,0 +1,130 @@
+//! The `commerce` command: serve (default), migrate, seed, token, schema.
+
+use clap::{Parser, Subcommand};
+use commerce::app::Application;
+use commerce::auth::{Authenticator, Role};
+use commerce::config::{LogFormat, Settings};
+use commerce::infra::db::Database;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "commerce",
+    version,
+    about = "GraphQL backend of the e-commerce order service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Migrate, then add the demo data of the scenarios to an empty database.
+    Seed,
+    /// Print a JWT for a user (needs JWT_SECRET).
+    Token {
+        /// The user id (the token's subject).
+        #[arg(long)]
+        user: i64,
+        /// Give the token the ADMIN role.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: i64,
+    },
+    /// Print the GraphQL schema (SDL), as checked in to schema.graphql.
+    Schema,
+    /// Run the mock data platform on --bind (records events; can be told to fail or be slow).
+    DataPlatform,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.settings.log_format);
+    if let Err(err) = run(cli).await {
+        eprintln!("error: {err:#}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings.clone()).await?;
+            let addr = app.local_addr();
+            tracing::info!(%addr, auth_mode = ?settings.effective_auth_mode(), "listening");
+            println!("GraphiQL: http://{addr}/graphql");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let db = connect(&settings).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Seed => {
+            let db = connect(&settings).await?;
+            db.migrate().await?;
+            if commerce::seed::seed_demo(&db).await? {
+                println!("demo data added");
+            } else {
+                println!("the database already has users: nothing added");
+            }
+        }
+        Command::Token {
+            user,
+            admin,
+            ttl_secs,
+        } => {
+            let secret = settings
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.expose())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("invalid setting JWT_SECRET: needed to mint a token")
+                })?;
+            let role = if admin { Role::Admin } else { Role::Customer };
+            let auth = Authenticator::new(commerce::config::AuthMode::Jwt, Some(secret));
+            println!("{}", auth.mint(user, role, ttl_secs)?);
+        }
+        Command::Schema => print!("{}", commerce::graphql::sdl()),
+        Command::DataPlatform => {
+            let listener = tokio::net::TcpListener::bind(settings.bind).await?;
+            println!(
+                "mock data platform: http://{}/events",
+                listener.local_addr()?
+            );
+            commerce::data_platform::serve(listener).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Database> {
+    settings.validate()?;
+    Ok(Database::connect(
+        settings.database_url(),
+        settings.db_max_connections,
+        settings.db_acquire_timeout(),
+    )
+    .await?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

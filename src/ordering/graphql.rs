@@ -1,0 +1,375 @@
+//! GraphQL surface of orders: `placeOrder`, `createOrder`, `payOrder`, `cancelOrder`, `order(id)`
+//! and the `Order` type (items, products and payments through per-request DataLoaders).
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{order, order_item, payment};
+
+use super::request::{OrderRequest, RawLine};
+use super::service::{OrderError, Payment};
+use crate::catalog::graphql::Product;
+use crate::coupon::graphql::Coupon;
+use crate::error::{AppError, InvalidInput, Payload, UserError};
+use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader, ProductLoader};
+use crate::graphql::scalars::Won;
+use crate::graphql::{parse_id, viewer};
+use crate::state::AppState;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
+pub enum OrderStatus {
+    /// Created, stock held until `expiresAt`, waiting for `payOrder`.
+    Pending,
+    /// Paid.
+    Completed,
+    /// Cancelled before payment; stock released.
+    Cancelled,
+    /// Not paid in time; stock released.
+    Expired,
+    /// Cancelled after payment; balance refunded, stock restored.
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Completed => "COMPLETED",
+            OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Expired => "EXPIRED",
+            OrderStatus::Refunded => "REFUNDED",
+        }
+    }
+
+    fn parse(value: &str) -> OrderStatus {
+        match value {
+            "COMPLETED" => OrderStatus::Completed,
+            "CANCELLED" => OrderStatus::Cancelled,
+            "EXPIRED" => OrderStatus::Expired,
+            "REFUNDED" => OrderStatus::Refunded,
+            _ => OrderStatus::Pending,
+        }
+    }
+}
+
+/// An order of one or more products.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct Order {
+    #[graphql(skip)]
+    order_id: i64,
+    pub id: ID,
+    pub status: OrderStatus,
+    /// Sum of the lines at their unit prices.
+    pub subtotal: Won,
+    pub discount: Won,
+    /// What the balance pays: subtotal minus discount.
+    pub total: Won,
+    pub created_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// Until when a PENDING order holds its stock.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    coupon_id: Option<i64>,
+}
+
+impl From<order::Model> for Order {
+    fn from(row: order::Model) -> Self {
+        Self {
+            order_id: row.id,
+            id: ID(row.id.to_string()),
+            status: OrderStatus::parse(&row.status),
+            subtotal: Won(row.subtotal),
+            discount: Won(row.discount),
+            total: Won(row.total),
+            created_at: row.created_at,
+            paid_at: row.paid_at,
+            expires_at: row.expires_at,
+            cancelled_at: row.cancelled_at,
+            coupon_id: row.user_coupon_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Order {
+    /// The coupon that discounts this order.
+    async fn coupon(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Coupon>> {
+        let Some(id) = self.coupon_id else {
+            return Ok(None);
+        };
+        Ok(crate::coupon::graphql::coupon(ctx.data_unchecked::<AppState>(), id).await?)
+    }
+
+    async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
+        let items = ctx
+            .data_unchecked::<DataLoader<OrderItemsLoader>>()
+            .load_one(self.order_id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        Ok(items
+            .unwrap_or_default()
+            .into_iter()
+            .map(OrderItem::from)
+            .collect())
+    }
+
+    /// The payment, once paid.
+    async fn payment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PaymentInfo>> {
+        let payment = ctx
+            .data_unchecked::<DataLoader<PaymentLoader>>()
+            .load_one(self.order_id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        Ok(payment.map(PaymentInfo::from))
+    }
+}
+
+/// One line of an order, at the unit price of the time of ordering.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct OrderItem {
+    #[graphql(skip)]
+    product_id: i64,
+    pub quantity: i32,
+    pub unit_price: Won,
+    pub line_total: Won,
+}
+
+impl From<order_item::Model> for OrderItem {
+    fn from(row: order_item::Model) -> Self {
+        Self {
+            product_id: row.product_id,
+            quantity: i32::try_from(row.quantity).unwrap_or(i32::MAX),
+            unit_price: Won(row.unit_price),
+            line_total: Won(row.unit_price * row.quantity),
+        }
+    }
+}
+
+#[ComplexObject]
+impl OrderItem {
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        let product = ctx
+            .data_unchecked::<DataLoader<ProductLoader>>()
+            .load_one(self.product_id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        Ok(product.map(Product::from))
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
+pub enum PaymentStatus {
+    Success,
+    Refunded,
+}
+
+/// The payment of an order from the balance.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(name = "Payment")]
+pub struct PaymentInfo {
+    pub id: ID,
+    pub amount: Won,
+    pub status: PaymentStatus,
+    pub paid_at: DateTime<Utc>,
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+impl From<payment::Model> for PaymentInfo {
+    fn from(row: payment::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            amount: Won(row.amount),
+            status: if row.status == "REFUNDED" {
+                PaymentStatus::Refunded
+            } else {
+                PaymentStatus::Success
+            },
+            paid_at: row.paid_at,
+            refunded_at: row.refunded_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct OrderItemInput {
+    pub product_id: ID,
+    /// Units, 1 to 1000.
+    pub quantity: i32,
+}
+
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    /// The lines; several lines of one product add up.
+    pub items: Vec<OrderItemInput>,
+    /// One of the viewer's AVAILABLE coupons.
+    pub coupon_id: Option<ID>,
+    /// Optional key: sending the same request again with it returns the first result.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct PayOrderInput {
+    pub order_id: ID,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CancelOrderInput {
+    pub order_id: ID,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderPayload {
+    pub order: Option<Order>,
+    pub user_errors: Vec<UserError>,
+}
+
+impl Payload<order::Model> for OrderPayload {
+    fn success(row: order::Model) -> Self {
+        Self {
+            order: Some(row.into()),
+            user_errors: vec![],
+        }
+    }
+
+    fn failure(user_errors: Vec<UserError>) -> Self {
+        Self {
+            order: None,
+            user_errors,
+        }
+    }
+}
+
+fn order_request(input: &PlaceOrderInput) -> Result<OrderRequest, InvalidInput> {
+    let lines: Vec<RawLine> = input
+        .items
+        .iter()
+        .map(|item| RawLine {
+            product_id: parse_id(&item.product_id),
+            quantity: i64::from(item.quantity),
+        })
+        .collect();
+    OrderRequest::parse(&lines, input.coupon_id.as_ref().map(parse_id))
+}
+
+fn order_id(id: &ID) -> Result<i64, OrderError> {
+    parse_id(id).ok_or_else(|| InvalidInput::new("orderId", "is not an order id").into())
+}
+
+#[derive(Default)]
+pub struct OrderingQuery;
+
+#[Object]
+impl OrderingQuery {
+    /// One of the viewer's orders (administrators: any order); null when there is none.
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Order>> {
+        let viewer = viewer(ctx);
+        let user_id = viewer.user_id;
+        if user_id.is_none() && !viewer.is_admin() {
+            return Err(AppError::Unauthenticated.into());
+        }
+        let id =
+            parse_id(&id).ok_or_else(|| AppError::BadUserInput("id is not an order id".into()))?;
+        let state = ctx.data_unchecked::<AppState>();
+        let order = state.ordering.get(id).await.map_err(AppError::from)?;
+        Ok(order
+            .filter(|o| viewer.is_admin() || Some(o.user_id) == user_id)
+            .map(Order::from))
+    }
+}
+
+#[derive(Default)]
+pub struct OrderingMutation;
+
+#[Object]
+impl OrderingMutation {
+    /// Orders products and pays from the balance at once: COMPLETED, or nothing changes.
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceOrderInput,
+    ) -> async_graphql::Result<OrderPayload> {
+        place(ctx, input, Payment::Now).await
+    }
+
+    /// Orders products to pay later: PENDING, stock held until `expiresAt`.
+    async fn create_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceOrderInput,
+    ) -> async_graphql::Result<OrderPayload> {
+        place(ctx, input, Payment::Later).await
+    }
+
+    /// Pays a PENDING order from the balance: COMPLETED.
+    async fn pay_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PayOrderInput,
+    ) -> async_graphql::Result<OrderPayload> {
+        let user_id = viewer(ctx).require_user()?;
+        let state = ctx.data_unchecked::<AppState>();
+        let result = match order_id(&input.order_id) {
+            Ok(id) => {
+                state
+                    .ordering
+                    .pay(user_id, id, input.idempotency_key.as_deref())
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        OrderPayload::resolve("payOrder", result)
+    }
+
+    /// Cancels a PENDING order (CANCELLED) or refunds a COMPLETED one (REFUNDED).
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelOrderInput,
+    ) -> async_graphql::Result<OrderPayload> {
+        let viewer = viewer(ctx);
+        let owner = if viewer.is_admin() {
+            None
+        } else {
+            Some(viewer.require_user()?)
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        let result = match order_id(&input.order_id) {
+            Ok(id) => {
+                state
+                    .ordering
+                    .cancel(owner, id, input.idempotency_key.as_deref())
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        OrderPayload::resolve("cancelOrder", result)
+    }
+}
+
+async fn place(
+    ctx: &Context<'_>,
+    input: PlaceOrderInput,
+    payment: Payment,
+) -> async_graphql::Result<OrderPayload> {
+    let user_id = viewer(ctx).require_user()?;
+    let state = ctx.data_unchecked::<AppState>();
+    let result = match order_request(&input) {
+        Ok(request) => {
+            state
+                .ordering
+                .place(user_id, request, payment, input.idempotency_key.as_deref())
+                .await
+        }
+        Err(invalid) => Err(invalid.into()),
+    };
+    let mutation = match payment {
+        Payment::Now => "placeOrder",
+        Payment::Later => "createOrder",
+    };
+    OrderPayload::resolve(mutation, result)
+}

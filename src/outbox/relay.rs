@@ -1,0 +1,296 @@
+//! The outbox relay: delivers PENDING outbox events to the data platform.
+//!
+//! - Wakes right after an order commits (a `Notify`), and polls for due retries.
+//! - Claims a batch of due events under `FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL) and leases
+//!   them (pushes `next_attempt_at` past the send timeout) before sending, so several instances
+//!   never send one event at once; a crashed sender's lease simply runs out.
+//! - An event waits while an earlier event of the same order is undelivered: per order, events
+//!   arrive in creation order.
+//! - POSTs each event with its id as `Idempotency-Key`. 2xx: SENT. 4xx other than 408/429:
+//!   FAILED at once (the platform will never take it). Anything else: retried with exponential
+//!   backoff and jitter (backon's policy), FAILED after the last attempt.
+//! - A circuit breaker stops calling a platform that keeps failing and probes it after a
+//!   cool-down; while it is open no attempt is spent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use entity::outbox_event;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+};
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::breaker::{BreakerState, CircuitBreaker};
+use super::status;
+use crate::infra::db::Database;
+
+/// How the relay talks to the platform, from the settings.
+#[derive(Clone, Debug)]
+pub struct RelaySettings {
+    pub url: String,
+    pub timeout: Duration,
+    pub poll: Duration,
+    pub batch: u64,
+    pub max_attempts: i32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub breaker_threshold: u32,
+    pub breaker_cool_down: Duration,
+}
+
+/// Wakes the relay (after an order with an outbox event commits).
+#[derive(Clone, Debug, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The relay's circuit breaker, shared with `outboxStats`.
+pub type SharedBreaker = Arc<Mutex<CircuitBreaker>>;
+
+/// What one delivery attempt came to.
+enum Delivery {
+    Sent,
+    /// Retrying cannot help (a 4xx other than 408/429).
+    Rejected(String),
+    /// Worth another try.
+    Failed(String),
+}
+
+pub struct Relay {
+    db: Database,
+    http: reqwest::Client,
+    settings: RelaySettings,
+    breaker: SharedBreaker,
+}
+
+impl Relay {
+    pub fn new(
+        db: Database,
+        settings: RelaySettings,
+        breaker: SharedBreaker,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()?;
+        Ok(Self {
+            db,
+            http,
+            settings,
+            breaker,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled (after finishing the batch in hand).
+    pub async fn run(self, signal: OutboxSignal, shutdown: CancellationToken) {
+        loop {
+            let more = match self.deliver_batch().await {
+                Ok(more) => more,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay: cannot read the outbox; retrying");
+                    false
+                }
+            };
+            if more {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = signal.0.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Delivers one batch; `true` when there may be more due right away.
+    async fn deliver_batch(&self) -> Result<bool, DbErr> {
+        let allowance = self.breaker.lock().await.allowance();
+        let limit = match allowance {
+            Some(0) => return Ok(false),
+            Some(probe) => probe as u64,
+            None => self.settings.batch,
+        };
+        let events = self.claim(limit).await?;
+        let claimed = events.len() as u64;
+        let mut blocked_orders = Vec::new();
+        for event in events {
+            if blocked_orders.contains(&event.aggregate_id) {
+                self.release(&event).await?;
+                continue;
+            }
+            if self.breaker.lock().await.allowance() == Some(0) {
+                self.release(&event).await?;
+                continue;
+            }
+            match self.send(&event).await {
+                Delivery::Sent => {
+                    metrics::counter!("outbox_deliveries_total", "result" => "sent").increment(1);
+                    self.breaker.lock().await.on_success();
+                    self.mark_sent(&event).await?;
+                }
+                Delivery::Rejected(error) => {
+                    metrics::counter!("outbox_deliveries_total", "result" => "rejected")
+                        .increment(1);
+                    self.breaker.lock().await.on_success();
+                    tracing::error!(event_id = %event.event_id, %error, "outbox: the data platform rejected an event; marked FAILED");
+                    self.mark_failed(&event, event.attempts + 1, &error).await?;
+                    blocked_orders.push(event.aggregate_id);
+                }
+                Delivery::Failed(error) => {
+                    metrics::counter!("outbox_deliveries_total", "result" => "failed").increment(1);
+                    self.breaker.lock().await.on_failure();
+                    self.schedule_retry(&event, &error).await?;
+                    blocked_orders.push(event.aggregate_id);
+                }
+            }
+        }
+        Ok(claimed == limit && allowance.is_none())
+    }
+
+    /// Claims up to `limit` due events whose order has no earlier undelivered event, and leases
+    /// them to this relay.
+    async fn claim(&self, limit: u64) -> Result<Vec<outbox_event::Model>, DbErr> {
+        let txn = self.db.begin_write().await?;
+        let backend = txn.get_database_backend();
+        let (now, lock) = match backend {
+            DbBackend::Postgres => ("$1", " FOR UPDATE SKIP LOCKED"),
+            DbBackend::MySql => ("?", " FOR UPDATE SKIP LOCKED"),
+            _ => ("?", ""),
+        };
+        let sql = format!(
+            "SELECT * FROM outbox_events o WHERE o.status = 'PENDING' AND o.next_attempt_at <= {now} \
+             AND NOT EXISTS (SELECT 1 FROM outbox_events e WHERE e.aggregate_id = o.aggregate_id \
+             AND e.id < o.id AND e.status <> 'SENT') ORDER BY o.id LIMIT {limit}{lock}"
+        );
+        let events = outbox_event::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [Utc::now().into()],
+            ))
+            .all(&*txn)
+            .await?;
+        if !events.is_empty() {
+            let lease = Utc::now() + self.settings.timeout * 3;
+            outbox_event::Entity::update_many()
+                .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(lease))
+                .filter(outbox_event::Column::Id.is_in(events.iter().map(|e| e.id)))
+                .exec(&*txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(events)
+    }
+
+    async fn send(&self, event: &outbox_event::Model) -> Delivery {
+        let sent = self
+            .http
+            .post(&self.settings.url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &event.event_id)
+            .body(event.payload.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => Delivery::Sent,
+            Ok(response) => {
+                let status = response.status();
+                let error = format!("HTTP {status}");
+                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    Delivery::Rejected(error)
+                } else {
+                    Delivery::Failed(error)
+                }
+            }
+            Err(err) => Delivery::Failed(format!("{err}")),
+        }
+    }
+
+    async fn mark_sent(&self, event: &outbox_event::Model) -> Result<(), DbErr> {
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::Status, Expr::value(status::SENT))
+            .col_expr(
+                outbox_event::Column::Attempts,
+                Expr::value(event.attempts + 1),
+            )
+            .col_expr(outbox_event::Column::SentAt, Expr::value(Utc::now()))
+            .col_expr(
+                outbox_event::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(outbox_event::Column::Id.eq(event.id))
+            .exec(self.db.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        event: &outbox_event::Model,
+        attempts: i32,
+        error: &str,
+    ) -> Result<(), DbErr> {
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::Status, Expr::value(status::FAILED))
+            .col_expr(outbox_event::Column::Attempts, Expr::value(attempts))
+            .col_expr(outbox_event::Column::LastError, Expr::value(error))
+            .filter(outbox_event::Column::Id.eq(event.id))
+            .exec(self.db.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn schedule_retry(&self, event: &outbox_event::Model, error: &str) -> Result<(), DbErr> {
+        let attempts = event.attempts + 1;
+        if attempts >= self.settings.max_attempts {
+            tracing::error!(event_id = %event.event_id, %error, attempts, "outbox: giving up on an event; marked FAILED");
+            return self.mark_failed(event, attempts, error).await;
+        }
+        let delay = ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_base)
+            .with_max_delay(self.settings.retry_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts as usize - 1)
+            .unwrap_or(self.settings.retry_max);
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                outbox_event::Column::NextAttemptAt,
+                Expr::value(Utc::now() + delay),
+            )
+            .col_expr(outbox_event::Column::LastError, Expr::value(error))
+            .filter(outbox_event::Column::Id.eq(event.id))
+            .exec(self.db.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Hands a claimed but unsent event back (due now), spending no attempt.
+    async fn release(&self, event: &outbox_event::Model) -> Result<(), DbErr> {
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(Utc::now()))
+            .filter(outbox_event::Column::Id.eq(event.id))
+            .exec(self.db.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The breaker's state for `outboxStats`.
+pub async fn breaker_state(breaker: &SharedBreaker) -> BreakerState {
+    breaker.lock().await.state()
+}

@@ -1,0 +1,228 @@
+//! GraphQL surface of the ranking: `topSellers` and the `rankingChanged` subscription.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, Subscription};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::snapshot::{self, MAX_ENTRIES, RankingSnapshot};
+use crate::catalog::graphql::Product;
+use crate::error::AppError;
+use crate::graphql::loaders::ProductLoader;
+use crate::graphql::scalars::Won;
+use crate::state::AppState;
+
+/// Longest window, in days.
+pub const MAX_DAYS: i32 = 30;
+
+/// The best-selling products over the last `days` business days, today included.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct TopSellers {
+    pub days: i32,
+    /// First business day of the window.
+    pub from: NaiveDate,
+    /// Last business day of the window (today).
+    pub to: NaiveDate,
+    pub computed_at: DateTime<Utc>,
+    /// Units sold in the window, all products.
+    pub total_quantity: i32,
+    pub total_revenue: Won,
+    #[graphql(skip)]
+    snapshot: Arc<RankingSnapshot>,
+    #[graphql(skip)]
+    limit: usize,
+}
+
+impl TopSellers {
+    fn new(snapshot: Arc<RankingSnapshot>, limit: usize) -> Self {
+        Self {
+            days: snapshot.days as i32,
+            from: snapshot.from,
+            to: snapshot.to,
+            computed_at: snapshot.computed_at,
+            total_quantity: i32::try_from(snapshot.total_quantity).unwrap_or(i32::MAX),
+            total_revenue: Won(snapshot.total_revenue),
+            snapshot,
+            limit,
+        }
+    }
+}
+
+#[ComplexObject]
+impl TopSellers {
+    /// Best first: by units sold, then revenue, then product id.
+    async fn entries(&self) -> Vec<TopSeller> {
+        self.snapshot
+            .entries
+            .iter()
+            .take(self.limit)
+            .enumerate()
+            .map(|(index, entry)| TopSeller {
+                rank: index as i32 + 1,
+                product_id: entry.product_id,
+                quantity: i32::try_from(entry.quantity).unwrap_or(i32::MAX),
+                revenue: Won(entry.revenue),
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct TopSeller {
+    pub rank: i32,
+    #[graphql(skip)]
+    product_id: i64,
+    pub quantity: i32,
+    pub revenue: Won,
+}
+
+async fn load_product(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Product>> {
+    let product = ctx
+        .data_unchecked::<DataLoader<ProductLoader>>()
+        .load_one(id)
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+    Ok(product.map(Product::from))
+}
+
+#[ComplexObject]
+impl TopSeller {
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        load_product(ctx, self.product_id).await
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
+pub enum RankMovement {
+    Up,
+    Down,
+    Same,
+    New,
+    Dropped,
+}
+
+/// How one product moved in the ranking.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct RankChange {
+    #[graphql(skip)]
+    product_id: i64,
+    /// Null when it dropped out.
+    pub rank: Option<i32>,
+    /// Null when it is new.
+    pub previous_rank: Option<i32>,
+    pub movement: RankMovement,
+}
+
+#[ComplexObject]
+impl RankChange {
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        load_product(ctx, self.product_id).await
+    }
+}
+
+impl From<snapshot::Change> for RankChange {
+    fn from(change: snapshot::Change) -> Self {
+        Self {
+            product_id: change.product_id,
+            rank: change.rank.map(|r| r as i32),
+            previous_rank: change.previous_rank.map(|r| r as i32),
+            movement: match change.movement {
+                snapshot::Movement::Up => RankMovement::Up,
+                snapshot::Movement::Down => RankMovement::Down,
+                snapshot::Movement::Same => RankMovement::Same,
+                snapshot::Movement::New => RankMovement::New,
+                snapshot::Movement::Dropped => RankMovement::Dropped,
+            },
+        }
+    }
+}
+
+/// A ranking pushed to a subscriber, with what moved since the previous one it received.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct RankingUpdate {
+    pub top_sellers: TopSellers,
+    /// Empty in the first message (the snapshot on subscribe).
+    pub changes: Vec<RankChange>,
+}
+
+fn window(days: i32, limit: i32) -> Result<(u32, usize), AppError> {
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(AppError::BadUserInput(format!(
+            "days must be between 1 and {MAX_DAYS}"
+        )));
+    }
+    if !(1..=MAX_ENTRIES as i32).contains(&limit) {
+        return Err(AppError::BadUserInput(format!(
+            "limit must be between 1 and {MAX_ENTRIES}"
+        )));
+    }
+    Ok((days as u32, limit as usize))
+}
+
+#[derive(Default)]
+pub struct RankingQuery;
+
+#[Object]
+impl RankingQuery {
+    /// Best sellers of the last `days` business days (today included), from the cache.
+    #[graphql(complexity = "5 + limit.clamp(0, 50) as usize * child_complexity")]
+    async fn top_sellers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3, desc = "1 to 30.")] days: i32,
+        #[graphql(default = 5, desc = "1 to 50.")] limit: i32,
+    ) -> async_graphql::Result<TopSellers> {
+        let (days, limit) = window(days, limit)?;
+        let state = ctx.data_unchecked::<AppState>();
+        let snapshot = state
+            .ranking
+            .top_sellers(days)
+            .await
+            .map_err(AppError::from)?;
+        Ok(TopSellers::new(snapshot, limit))
+    }
+}
+
+#[derive(Default)]
+pub struct RankingSubscription;
+
+#[Subscription]
+impl RankingSubscription {
+    /// The ranking now, then again whenever the order of its first `limit` products changes.
+    async fn ranking_changed(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3)] days: i32,
+        #[graphql(default = 5)] limit: i32,
+    ) -> async_graphql::Result<impl Stream<Item = RankingUpdate> + use<>> {
+        let (days, limit) = window(days, limit)?;
+        let ranking = ctx.data_unchecked::<AppState>().ranking.clone();
+        let mut updates = ranking.updates();
+        let first = ranking.top_sellers(days).await.map_err(AppError::from)?;
+        Ok(async_stream::stream! {
+            let mut shown = first.top_ids(limit);
+            yield RankingUpdate { top_sellers: TopSellers::new(first, limit), changes: vec![] };
+            loop {
+                match updates.recv().await {
+                    Ok(updated) if updated != days => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+                let Ok(current) = ranking.top_sellers(days).await else { continue };
+                let ids = current.top_ids(limit);
+                if ids == shown {
+                    continue;
+                }
+                let changes = snapshot::changes(&shown, &ids).into_iter().map(RankChange::from).collect();
+                shown = ids;
+                yield RankingUpdate { top_sellers: TopSellers::new(current, limit), changes };
+            }
+        })
+    }
+}

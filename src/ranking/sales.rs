@@ -1,0 +1,85 @@
+//! Recording sales in `product_sales_daily`, inside the payment (or refund) transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use entity::product_sales_daily;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set};
+
+/// One product's units and revenue in a payment or refund.
+#[derive(Copy, Clone, Debug)]
+pub struct Sale {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub revenue: i64,
+}
+
+/// The business day of an instant.
+pub fn sales_date(at: DateTime<Utc>, time_zone: Tz) -> NaiveDate {
+    at.with_timezone(&time_zone).date_naive()
+}
+
+/// Adds the sales of a payment to their day (one multi-row upsert).
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    day: NaiveDate,
+    sales: &[Sale],
+) -> Result<(), DbErr> {
+    if sales.is_empty() {
+        return Ok(());
+    }
+    let rows = sales.iter().map(|sale| product_sales_daily::ActiveModel {
+        sales_date: Set(day),
+        product_id: Set(sale.product_id),
+        quantity: Set(sale.quantity),
+        revenue: Set(sale.revenue),
+    });
+    // each row adds its own units: `excluded.` on PostgreSQL and SQLite, `VALUES()` on MySQL
+    let (quantity, revenue) = match conn.get_database_backend() {
+        DbBackend::MySql => (
+            "`quantity` + VALUES(`quantity`)",
+            "`revenue` + VALUES(`revenue`)",
+        ),
+        _ => (
+            r#""product_sales_daily"."quantity" + excluded."quantity""#,
+            r#""product_sales_daily"."revenue" + excluded."revenue""#,
+        ),
+    };
+    product_sales_daily::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                product_sales_daily::Column::SalesDate,
+                product_sales_daily::Column::ProductId,
+            ])
+            .value(product_sales_daily::Column::Quantity, Expr::cust(quantity))
+            .value(product_sales_daily::Column::Revenue, Expr::cust(revenue))
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the sales of a refunded payment back out of the day they were recorded on.
+pub async fn reverse(
+    conn: &impl ConnectionTrait,
+    day: NaiveDate,
+    sales: &[Sale],
+) -> Result<(), DbErr> {
+    for sale in sales {
+        product_sales_daily::Entity::update_many()
+            .col_expr(
+                product_sales_daily::Column::Quantity,
+                Expr::col(product_sales_daily::Column::Quantity).sub(sale.quantity),
+            )
+            .col_expr(
+                product_sales_daily::Column::Revenue,
+                Expr::col(product_sales_daily::Column::Revenue).sub(sale.revenue),
+            )
+            .filter(product_sales_daily::Column::SalesDate.eq(day))
+            .filter(product_sales_daily::Column::ProductId.eq(sale.product_id))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! GraphQL surface of users: admin `createUser`.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use entity::user;
+
+use crate::auth::Role;
+use crate::error::{Payload, UserError};
+use crate::graphql::user::User;
+use crate::graphql::viewer;
+use crate::state::AppState;
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub name: String,
+    #[graphql(default_with = "Role::Customer")]
+    pub role: Role,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateUserPayload {
+    pub user: Option<User>,
+    pub user_errors: Vec<UserError>,
+}
+
+impl Payload<user::Model> for CreateUserPayload {
+    fn success(row: user::Model) -> Self {
+        Self {
+            user: Some(row.into()),
+            user_errors: vec![],
+        }
+    }
+
+    fn failure(user_errors: Vec<UserError>) -> Self {
+        Self {
+            user: None,
+            user_errors,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct UsersMutation;
+
+#[Object]
+impl UsersMutation {
+    /// Creates a user with a zero balance. Admin only.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<CreateUserPayload> {
+        viewer(ctx).require_admin()?;
+        let state = ctx.data_unchecked::<AppState>();
+        CreateUserPayload::resolve(
+            "createUser",
+            state.users.create(&input.name, input.role).await,
+        )
+    }
+}

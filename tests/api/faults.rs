@@ -1,0 +1,390 @@
+//! Faults survived: PostgreSQL restarting under load, Redis dying during a coupon event, the
+//! server SIGKILLed mid-burst, and two server processes sharing one database and Redis. Each test
+//! that stops something runs its own private server of it, never the shared ones.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use commerce::config::Settings;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::{
+    FreshDatabase, MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess, TestServer,
+    backends, id_of,
+};
+use crate::orders::assert_invariants;
+use crate::ws_client::{initialised, receive, send};
+
+const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status } userErrors { code } } }";
+const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) { coupon { id } userErrors { code } } }";
+
+fn one(product: i64) -> Value {
+    json!({ "items": [{ "productId": product.to_string(), "quantity": 1 }] })
+}
+
+/// The first backend with a database server (PostgreSQL preferred), with Redis when it has one.
+async fn server_backend() -> Option<&'static crate::harness::Backend> {
+    backends().await.iter().find(|b| b.name != "sqlite")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
+    let postgres = PrivatePostgres::start().await;
+    let admin = sea_orm::Database::connect(postgres.url("postgres"))
+        .await
+        .expect("private PostgreSQL");
+    sea_orm::ConnectionTrait::execute_unprepared(&admin, "CREATE DATABASE faults")
+        .await
+        .expect("database");
+    admin.close().await.ok();
+    let mut settings = Settings::for_database(postgres.url("faults"));
+    settings.db_acquire_timeout_ms = 1_000;
+    settings.request_timeout_secs = 5;
+    let server = TestServer::start("private-postgres", settings).await;
+    let user = server.create_user("steady").await;
+    let product = server
+        .create_product("이어폰", "오디오", 1_000, 10_000)
+        .await;
+    server.charge(user, 5_000_000).await;
+
+    let mut completed = vec![];
+    for _ in 0..20 {
+        let answer = server.user(user).post(PLACE, one(product)).await;
+        assert_eq!(
+            answer["data"]["placeOrder"]["order"]["status"],
+            json!("COMPLETED"),
+            "{answer}"
+        );
+        completed.push(answer["data"]["placeOrder"]["order"]["id"].clone());
+    }
+    postgres.stop();
+    let mut outage_codes: HashMap<String, usize> = HashMap::new();
+    for _ in 0..10 {
+        let sent = Instant::now();
+        let answer = server.user(user).post(PLACE, one(product)).await;
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(6),
+            "no hang beyond the timeouts: {took:?}"
+        );
+        let code = answer["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned();
+        *outage_codes.entry(code).or_default() += 1;
+    }
+    eprintln!("[private-postgres] answers while PostgreSQL is down: {outage_codes:?}");
+    assert_eq!(
+        outage_codes.get("SERVICE_UNAVAILABLE"),
+        Some(&10),
+        "clean, retryable errors: {outage_codes:?}"
+    );
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without the database");
+
+    postgres.resume().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = server.user(user).post(PLACE, one(product)).await;
+        if answer["data"]["placeOrder"]["order"]["status"] == json!("COMPLETED") {
+            completed.push(answer["data"]["placeOrder"]["order"]["id"].clone());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not recover: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // nothing half-written: exactly the orders the client saw complete, and consistent money
+    let count = server
+        .user(user)
+        .data(
+            "{ me { orders(status: COMPLETED) { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        count["me"]["orders"]["totalCount"].as_u64(),
+        Some(completed.len() as u64)
+    );
+    assert_invariants(
+        &server,
+        &HashMap::from([(product, 10_000)]),
+        &[(user, 5_000_000)],
+    )
+    .await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_dying_mid_event_keeps_issuance_exact_and_rankings_served() {
+    let Some(backend) = server_backend().await else {
+        eprintln!("no database server backend: this fault needs PostgreSQL or MySQL");
+        return;
+    };
+    let mut redis = PrivateRedis::start().await;
+    let database = FreshDatabase::create(backend).await;
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.redis_url = Some(redis.url());
+    settings.ranking_refresh_ms = 100;
+    let server = TestServer::start(backend.name, settings).await;
+    let event = server
+        .admin()
+        .data(
+            "mutation { createCouponEvent(input: {name: \"장애 중 쿠폰\", discountType: PERCENT, discountValue: 10, totalQuantity: 150}) { couponEvent { id } } }",
+            json!({}),
+        )
+        .await["createCouponEvent"]["couponEvent"]["id"]
+        .clone();
+    let mut users = vec![];
+    for i in 0..300 {
+        users.push(server.create_user(&format!("u{i}")).await);
+    }
+    let issue = |user: i64| {
+        let server = &server;
+        let event = event.clone();
+        async move { server.user(user).post(ISSUE, json!({ "id": event })).await }
+    };
+    let before = join_all(users[..100].iter().map(|u| issue(*u))).await;
+    redis.stop();
+    let during = join_all(users[100..200].iter().map(|u| issue(*u))).await;
+    let top = server
+        .anonymous()
+        .post("{ topSellers { entries { rank } } }", json!({}))
+        .await;
+    assert!(top.get("errors").is_none(), "rankings without Redis: {top}");
+    let ready: Value = server
+        .http
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], json!("degraded"));
+    redis.resume().await;
+    let after = join_all(users[200..].iter().map(|u| issue(*u))).await;
+
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for answer in before.iter().chain(&during).chain(&after) {
+        let key = match answer["data"]["issueCoupon"]["userErrors"][0]["code"].as_str() {
+            None if answer["data"]["issueCoupon"]["coupon"].is_object() => "ISSUED".to_owned(),
+            Some(code) => code.to_owned(),
+            None => format!("ERROR {answer}"),
+        };
+        *outcomes.entry(key).or_default() += 1;
+    }
+    eprintln!(
+        "[{}] coupons through a Redis outage: {outcomes:?}",
+        backend.name
+    );
+    assert_eq!(outcomes.get("ISSUED"), Some(&150), "{outcomes:?}");
+    assert_eq!(outcomes.get("COUPON_EXHAUSTED"), Some(&150), "{outcomes:?}");
+    let counts = server
+        .anonymous()
+        .data(
+            "query($id: ID!) { couponEvent(id: $id) { issuedQuantity remaining } }",
+            json!({ "id": event }),
+        )
+        .await;
+    assert_eq!(
+        counts["couponEvent"],
+        json!({ "issuedQuantity": 150, "remaining": 0 })
+    );
+    server.stop();
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_killed_mid_burst_loses_nothing_it_confirmed() {
+    let Some(backend) = server_backend().await else {
+        eprintln!("no database server backend: this fault needs PostgreSQL or MySQL");
+        return;
+    };
+    let platform = MockPlatform::start().await;
+    let database = FreshDatabase::create(backend).await;
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.data_platform_url = Some(platform.events_url());
+    settings.outbox_retry_base_ms = 20;
+    settings.outbox_poll_ms = 50;
+    let (mut process, server) = ServerProcess::start(backend.name, &settings).await;
+    let product = server
+        .create_product("모니터", "모니터", 1_000, 100_000)
+        .await;
+    let mut users = vec![];
+    for i in 0..50 {
+        let user = server.create_user(&format!("u{i}")).await;
+        server.charge(user, 1_000_000).await;
+        users.push((user, 1_000_000));
+    }
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let burst = join_all((0..400).map(|i| {
+        let (server, answered) = (&server, &answered);
+        let user = users[i % users.len()].0;
+        async move {
+            tokio::time::sleep(Duration::from_millis(i as u64 / 2)).await;
+            let answer = server
+                .http
+                .post(server.url("/graphql"))
+                .header("x-user-id", user.to_string())
+                .json(&json!({ "query": PLACE, "variables": one(product) }))
+                .send()
+                .await;
+            let body = match answer {
+                Ok(response) => response.json::<Value>().await.ok(),
+                Err(_) => None,
+            };
+            if body.is_some() {
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            body
+        }
+    }));
+    // kill once the burst is well under way: some orders confirmed, many still in flight
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 40 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        process.kill();
+    };
+    let (answers, ()) = tokio::join!(burst, killer);
+    let confirmed: Vec<i64> = answers
+        .iter()
+        .flatten()
+        .filter(|a| a["data"]["placeOrder"]["order"]["status"] == json!("COMPLETED"))
+        .map(|a| id_of(&a["data"]["placeOrder"]["order"]["id"]))
+        .collect();
+    let lost = answers.iter().filter(|a| a.is_none()).count();
+    eprintln!(
+        "[{}] SIGKILL mid-burst: {} confirmed, {lost} without an answer",
+        backend.name,
+        confirmed.len()
+    );
+    assert!(
+        lost > 0 && !confirmed.is_empty(),
+        "the kill happened during the burst"
+    );
+
+    process.resume().await;
+    for order in &confirmed {
+        let found = server
+            .admin()
+            .data(
+                "query($id: ID!) { order(id: $id) { status } }",
+                json!({ "id": order }),
+            )
+            .await;
+        assert_eq!(
+            found["order"]["status"],
+            json!("COMPLETED"),
+            "confirmed order {order} survived"
+        );
+    }
+    assert_invariants(&server, &HashMap::from([(product, 100_000)]), &users).await;
+    // every completed order's event reaches the platform, once
+    let completed: u64 = {
+        let mut total = 0;
+        for (user, _) in &users {
+            let count = server
+                .user(*user)
+                .data(
+                    "{ me { orders(status: COMPLETED) { totalCount } } }",
+                    json!({}),
+                )
+                .await;
+            total += count["me"]["orders"]["totalCount"].as_u64().unwrap();
+        }
+        total
+    };
+    let received = platform
+        .wait_for(completed as usize, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        received["events"].as_array().unwrap().len() as u64,
+        completed
+    );
+    process.kill();
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_share_one_database_and_redis() {
+    let Some(backend) = server_backend().await.filter(|b| b.redis_url.is_some()) else {
+        eprintln!("no backend with Redis: this test needs PostgreSQL and Redis");
+        return;
+    };
+    let platform = MockPlatform::start().await;
+    let database = FreshDatabase::create(backend).await;
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.redis_url = backend.redis_url.clone();
+    settings.redis_key_prefix = format!("two-processes-{}:", std::process::id());
+    settings.data_platform_url = Some(platform.events_url());
+    settings.ranking_refresh_ms = 100;
+    settings.outbox_poll_ms = 50;
+    let (a_process, a) = ServerProcess::start(backend.name, &settings).await;
+    let (b_process, b) = ServerProcess::start(backend.name, &settings).await;
+
+    let product = a.create_product("웹캠", "카메라", 1_000, 500).await;
+    let event = a
+        .admin()
+        .data("mutation { createCouponEvent(input: {name: \"둘이서\", discountType: FIXED, discountValue: 100, totalQuantity: 40}) { couponEvent { id } } }", json!({}))
+        .await["createCouponEvent"]["couponEvent"]["id"]
+        .clone();
+    let mut users = vec![];
+    for i in 0..80 {
+        let user = a.create_user(&format!("u{i}")).await;
+        a.charge(user, 100_000).await;
+        users.push((user, 100_000));
+    }
+    let mut subscriber = initialised(&a, json!({})).await;
+    send(&mut subscriber, json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { stock } }", "variables": { "ids": [product.to_string()] } } })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let servers = [&a, &b];
+    let orders = join_all(users.iter().enumerate().map(|(i, (user, _))| {
+        let (server, user) = (servers[i % 2], *user);
+        async move { server.user(user).post(PLACE, one(product)).await }
+    }))
+    .await;
+    let coupons = join_all(users.iter().enumerate().map(|(i, (user, _))| {
+        let (server, user, event) = (servers[(i + 1) % 2], *user, event.clone());
+        async move { server.user(user).post(ISSUE, json!({ "id": event })).await }
+    }))
+    .await;
+    assert!(
+        orders
+            .iter()
+            .all(|o| o["data"]["placeOrder"]["order"]["status"] == json!("COMPLETED"))
+    );
+    let issued = coupons
+        .iter()
+        .filter(|c| c["data"]["issueCoupon"]["coupon"].is_object())
+        .count();
+    assert_eq!(issued, 40, "each coupon at most once across instances");
+    let update = receive(&mut subscriber).await;
+    assert!(
+        update["payload"]["data"]["stockChanged"]["stock"]
+            .as_i64()
+            .is_some(),
+        "a subscriber on A sees orders placed on B: {update}"
+    );
+
+    assert_invariants(&a, &HashMap::from([(product, 500)]), &users).await;
+    let received = platform.wait_for(80, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = platform.received().await;
+    assert_eq!(received["events"].as_array().unwrap().len(), 80);
+    assert_eq!(
+        (after["duplicates"].clone(), after["overlaps"].clone()),
+        (json!(0), json!(0)),
+        "outbox events sent once"
+    );
+    drop((a_process, b_process));
+    database.remove().await;
+}

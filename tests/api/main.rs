@@ -1,0 +1,18 @@
+//! Integration tests: every test goes through the real HTTP and WebSocket endpoints of a server
+//! started in-process, on every backend the harness finds (see `harness`).
+
+mod harness;
+mod ws_client;
+
+mod auth;
+mod balance;
+mod catalog;
+mod coupons;
+mod faults;
+mod operations;
+mod orders;
+mod outbox;
+mod protocol;
+mod ranking;
+mod schema;
+mod websocket;

@@ -1,0 +1,839 @@
+//! Orders: the seeds' scenarios, every life-cycle path, bad input, idempotency, the DataLoader,
+//! and races of real requests checked against the invariants afterwards.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, id_of, on_every_backend, on_every_backend_with};
+
+const ORDER_FIELDS: &str =
+    "id status subtotal discount total createdAt paidAt expiresAt cancelledAt
+  items { product { id name } quantity unitPrice lineTotal } payment { id amount status }";
+
+fn place_mutation(name: &str) -> String {
+    format!(
+        "mutation($items: [OrderItemInput!]!, $key: String) {{ {name}(input: {{items: $items, idempotencyKey: $key}}) {{
+           order {{ {ORDER_FIELDS} }}
+           userErrors {{ code message field
+             ... on OutOfStockError {{ productId requested available alternatives {{ id name stock }} }}
+             ... on InsufficientBalanceError {{ balance required }} }} }} }}"
+    )
+}
+
+fn items(lines: &[(i64, i64)]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|(product, quantity)| json!({ "productId": product.to_string(), "quantity": quantity }))
+            .collect(),
+    )
+}
+
+/// placeOrder (or createOrder) as `user`; returns the payload.
+fn order<'a>(
+    server: &'a TestServer,
+    mutation: &'a str,
+    user: i64,
+    lines: &[(i64, i64)],
+) -> impl Future<Output = Value> + use<'a> {
+    let variables = json!({ "items": items(lines) });
+    async move {
+        let data = server
+            .user(user)
+            .data(&place_mutation(mutation), variables)
+            .await;
+        data[mutation].clone()
+    }
+}
+
+async fn order_action(server: &TestServer, mutation: &str, user: i64, order_id: &Value) -> Value {
+    let query = format!(
+        "mutation($id: ID!) {{ {mutation}(input: {{orderId: $id}}) {{ order {{ {ORDER_FIELDS} }} userErrors {{ code message field }} }} }}"
+    );
+    server
+        .user(user)
+        .data(&query, json!({ "id": order_id }))
+        .await[mutation]
+        .clone()
+}
+
+async fn stock(server: &TestServer, product: i64) -> i64 {
+    server
+        .anonymous()
+        .data(
+            "query($id: ID!) { product(id: $id) { stock } }",
+            json!({ "id": product }),
+        )
+        .await["product"]["stock"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A user's ledger: (balance, sum of entries, entry kinds newest first).
+async fn ledger(server: &TestServer, user: i64) -> (i64, i64, Vec<String>) {
+    let me = server
+        .user(user)
+        .data(
+            "{ me { balance balanceHistory(first: 100) { edges { node { kind amount } } } } }",
+            json!({}),
+        )
+        .await["me"]
+        .clone();
+    let edges = me["balanceHistory"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (
+        me["balance"].as_i64().unwrap(),
+        edges
+            .iter()
+            .map(|e| e["node"]["amount"].as_i64().unwrap())
+            .sum(),
+        edges
+            .iter()
+            .map(|e| e["node"]["kind"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+/// Units of each product in a user's orders of the given status.
+async fn units_in_orders(server: &TestServer, user: i64, status: &str) -> HashMap<i64, i64> {
+    let mut units = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let data = server
+            .user(user)
+            .data(
+                "query($after: String, $status: OrderStatus) { me { orders(first: 100, after: $after, status: $status) {
+                    pageInfo { hasNextPage endCursor } edges { node { items { quantity product { id } } } } } } }",
+                json!({ "after": after, "status": status }),
+            )
+            .await;
+        let orders = &data["me"]["orders"];
+        for edge in orders["edges"].as_array().unwrap() {
+            for item in edge["node"]["items"].as_array().unwrap() {
+                *units.entry(id_of(&item["product"]["id"])).or_default() +=
+                    item["quantity"].as_i64().unwrap();
+            }
+        }
+        if orders["pageInfo"]["hasNextPage"] != json!(true) {
+            return units;
+        }
+        after = orders["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+/// Checks the invariants after a race: stock + units sold = initial for every product; every
+/// user's ledger sums to a non-negative balance that equals charges minus completed orders.
+pub async fn assert_invariants(
+    server: &TestServer,
+    initial: &HashMap<i64, i64>,
+    users: &[(i64, i64)],
+) {
+    let mut sold: HashMap<i64, i64> = HashMap::new();
+    for (user, charged) in users {
+        let (balance, sum, _) = ledger(server, *user).await;
+        assert_eq!(
+            balance, sum,
+            "[{}] user {user}: the ledger sums to the balance",
+            server.backend
+        );
+        assert!(
+            balance >= 0,
+            "[{}] user {user}: balance {balance} is negative",
+            server.backend
+        );
+        let completed = units_in_orders(server, *user, "COMPLETED").await;
+        let totals = server
+            .user(*user)
+            .data(
+                "{ me { orders(first: 100, status: COMPLETED) { edges { node { total } } } } }",
+                json!({}),
+            )
+            .await;
+        let spent: i64 = totals["me"]["orders"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["total"].as_i64().unwrap())
+            .sum();
+        assert_eq!(
+            balance,
+            charged - spent,
+            "[{}] user {user}: balance = charged - spent",
+            server.backend
+        );
+        for (product, units) in completed {
+            *sold.entry(product).or_default() += units;
+        }
+    }
+    for (product, initial_stock) in initial {
+        let now = stock(server, *product).await;
+        let units = sold.get(product).copied().unwrap_or(0);
+        assert!(now >= 0);
+        assert_eq!(
+            now + units,
+            *initial_stock,
+            "[{}] product {product}: stock + sold = initial",
+            server.backend
+        );
+    }
+}
+
+fn codes(payload: &Value) -> Vec<String> {
+    payload["userErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_1_create_then_pay() {
+    on_every_backend(|server| async move {
+        let kim = server.create_user("김철수").await;
+        let mouse = server.create_product("무선 마우스", "마우스", 25_000, 50).await;
+        server.charge(kim, 50_000).await;
+
+        let created = order(&server, "createOrder", kim, &[(mouse, 1)]).await;
+        assert_eq!(created["userErrors"], json!([]));
+        let pending = &created["order"];
+        assert_eq!(pending["status"], json!("PENDING"));
+        assert_eq!(pending["total"], json!(25_000));
+        assert!(pending["expiresAt"].is_string());
+        assert_eq!(pending["payment"], Value::Null);
+        assert_eq!(stock(&server, mouse).await, 49, "a pending order holds its stock");
+        assert_eq!(server.balance(kim).await, 50_000, "nothing is paid yet");
+
+        let paid = order_action(&server, "payOrder", kim, &pending["id"]).await;
+        assert_eq!(paid["userErrors"], json!([]));
+        let completed = &paid["order"];
+        assert_eq!(completed["status"], json!("COMPLETED"));
+        assert_eq!(completed["payment"]["status"], json!("SUCCESS"));
+        assert_eq!(completed["payment"]["amount"], json!(25_000));
+        assert!(completed["paidAt"].is_string());
+        assert_eq!(completed["expiresAt"], Value::Null);
+        assert_eq!(
+            completed["items"],
+            json!([{ "product": { "id": mouse.to_string(), "name": "무선 마우스" }, "quantity": 1, "unitPrice": 25_000, "lineTotal": 25_000 }])
+        );
+        assert_eq!(server.balance(kim).await, 25_000);
+        assert_eq!(stock(&server, mouse).await, 49);
+        let (balance, sum, kinds) = ledger(&server, kim).await;
+        assert_eq!((balance, sum), (25_000, 25_000));
+        assert_eq!(kinds, vec!["PAYMENT", "CHARGE"]);
+
+        let again = order_action(&server, "payOrder", kim, &pending["id"]).await;
+        assert_eq!(codes(&again), vec!["INVALID_STATE_TRANSITION"]);
+        assert_eq!(server.balance(kim).await, 25_000);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_4_insufficient_balance_then_charge_and_order() {
+    on_every_backend(|server| async move {
+        let kim = server.create_user("김철수").await;
+        let monitor = server.create_product("모니터", "모니터", 120_000, 10).await;
+        server.charge(kim, 15_000).await;
+        let refused = order(&server, "placeOrder", kim, &[(monitor, 1)]).await;
+        assert_eq!(refused["order"], Value::Null);
+        let error = &refused["userErrors"][0];
+        assert_eq!(error["code"], json!("INSUFFICIENT_BALANCE"));
+        assert_eq!(
+            (error["balance"].as_i64(), error["required"].as_i64()),
+            (Some(15_000), Some(120_000))
+        );
+        assert_eq!(
+            stock(&server, monitor).await,
+            10,
+            "a refused order changes no stock"
+        );
+        assert_eq!(units_in_orders(&server, kim, "COMPLETED").await.len(), 0);
+        let none = server
+            .user(kim)
+            .data("{ me { orders { totalCount } } }", json!({}))
+            .await;
+        assert_eq!(
+            none["me"]["orders"]["totalCount"],
+            json!(0),
+            "a refused order leaves no order row"
+        );
+
+        server.charge(kim, 110_000).await;
+        assert_eq!(server.balance(kim).await, 125_000);
+        let placed = order(&server, "placeOrder", kim, &[(monitor, 1)]).await;
+        assert_eq!(placed["order"]["status"], json!("COMPLETED"));
+        assert_eq!(placed["order"]["payment"]["amount"], json!(120_000));
+        assert_eq!(server.balance(kim).await, 5_000);
+        assert_eq!(ledger(&server, kim).await.0, 5_000);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn problem_analysis_given_when_then() {
+    on_every_backend(|server| async move {
+        // 1: 10,000 won, X at 3,000 with 5 in stock, order 2 -> 4,000 won, 3 left, COMPLETED
+        let a = server.create_user("A").await;
+        let x = server.create_product("X", "c", 3_000, 5).await;
+        server.charge(a, 10_000).await;
+        let placed = order(&server, "placeOrder", a, &[(x, 2)]).await;
+        assert_eq!(placed["order"]["status"], json!("COMPLETED"));
+        assert_eq!(server.balance(a).await, 4_000);
+        assert_eq!(stock(&server, x).await, 3);
+
+        // 2: A and B with 10,000 won each, Y at 5,000 with 1 in stock, both order at once
+        let b = server.create_user("B").await;
+        let y = server.create_product("Y", "c", 5_000, 1).await;
+        server.charge(a, 6_000).await;
+        server.charge(b, 10_000).await;
+        let (first, second) = tokio::join!(
+            order(&server, "placeOrder", a, &[(y, 1)]),
+            order(&server, "placeOrder", b, &[(y, 1)])
+        );
+        let mut outcomes = vec![codes(&first), codes(&second)];
+        outcomes.sort();
+        assert_eq!(outcomes, vec![vec![], vec!["OUT_OF_STOCK".to_owned()]]);
+        assert_eq!(stock(&server, y).await, 0);
+
+        // 3: C with 3,000 won orders Z at 5,000: refused, no order, stock unchanged
+        let c = server.create_user("C").await;
+        let z = server.create_product("Z", "c", 5_000, 7).await;
+        server.charge(c, 3_000).await;
+        let refused = order(&server, "placeOrder", c, &[(z, 1)]).await;
+        assert_eq!(codes(&refused), vec!["INSUFFICIENT_BALANCE"]);
+        assert_eq!(stock(&server, z).await, 7);
+        assert_eq!(server.balance(c).await, 3_000);
+        let none = server
+            .user(c)
+            .data("{ me { orders { totalCount } } }", json!({}))
+            .await;
+        assert_eq!(none["me"]["orders"]["totalCount"], json!(0));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3_out_of_stock_reports_every_line_and_alternatives() {
+    on_every_backend(|server| async move {
+        let kim = server.create_user("김철수").await;
+        let rival = server.create_user("rival").await;
+        let gaming = server
+            .create_product("게이밍 마우스", "마우스", 65_000, 1)
+            .await;
+        let wireless = server
+            .create_product("무선 마우스", "마우스", 25_000, 50)
+            .await;
+        let sold_out = server
+            .create_product("품절 마우스", "마우스", 10_000, 0)
+            .await;
+        let keyboard = server.create_product("키보드", "키보드", 45_000, 1).await;
+        server.charge(kim, 80_000).await;
+        server.charge(rival, 80_000).await;
+        assert_eq!(
+            order(&server, "placeOrder", rival, &[(gaming, 1)]).await["order"]["status"],
+            json!("COMPLETED")
+        );
+
+        let refused = order(&server, "placeOrder", kim, &[(gaming, 1), (keyboard, 2)]).await;
+        assert_eq!(refused["order"], Value::Null);
+        let errors = refused["userErrors"].as_array().unwrap();
+        assert_eq!(errors.len(), 2, "every failing line at once: {errors:?}");
+        let gaming_error = errors
+            .iter()
+            .find(|e| id_of(&e["productId"]) == gaming)
+            .unwrap();
+        assert_eq!(gaming_error["code"], json!("OUT_OF_STOCK"));
+        assert_eq!(
+            (
+                gaming_error["requested"].as_i64(),
+                gaming_error["available"].as_i64()
+            ),
+            (Some(1), Some(0))
+        );
+        let alternatives: Vec<i64> = gaming_error["alternatives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| id_of(&p["id"]))
+            .collect();
+        assert_eq!(
+            alternatives,
+            vec![wireless],
+            "in stock, same category, not itself, not {sold_out}"
+        );
+        let keyboard_error = errors
+            .iter()
+            .find(|e| id_of(&e["productId"]) == keyboard)
+            .unwrap();
+        assert_eq!(
+            (
+                keyboard_error["requested"].as_i64(),
+                keyboard_error["available"].as_i64()
+            ),
+            (Some(2), Some(1))
+        );
+        assert_eq!(
+            stock(&server, keyboard).await,
+            1,
+            "nothing of a refused order is applied"
+        );
+        assert_eq!(server.balance(kim).await, 80_000);
+
+        let alternative = order(&server, "placeOrder", kim, &[(wireless, 1)]).await;
+        assert_eq!(alternative["order"]["status"], json!("COMPLETED"));
+        assert_eq!(server.balance(kim).await, 55_000);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn last_unit_with_a_hundred_buyers_sells_once() {
+    on_every_backend(|server| async move {
+        let product = server.create_product("게이밍 마우스", "마우스", 65_000, 1).await;
+        let mut buyers = vec![];
+        for i in 0..100 {
+            let user = server.create_user(&format!("buyer {i}")).await;
+            server.charge(user, 100_000).await;
+            buyers.push((user, 100_000));
+        }
+        let started = Instant::now();
+        let results = join_all(buyers.iter().map(|(user, _)| order(&server, "placeOrder", *user, &[(product, 1)]))).await;
+        let elapsed = started.elapsed();
+        let completed = results.iter().filter(|r| r["order"]["status"] == json!("COMPLETED")).count();
+        let out_of_stock = results.iter().filter(|r| codes(r) == vec!["OUT_OF_STOCK"]).count();
+        eprintln!("[{}] 100 buyers for 1 unit: {completed} completed, {out_of_stock} out of stock in {elapsed:?}", server.backend);
+        assert_eq!((completed, out_of_stock), (1, 99));
+        assert_eq!(stock(&server, product).await, 0);
+        assert_invariants(&server, &HashMap::from([(product, 1)]), &buyers).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_units_two_hundred_buyers_exactly_fifty_sell() {
+    on_every_backend(|server| async move {
+        let product = server
+            .create_product("무선 마우스", "마우스", 25_000, 50)
+            .await;
+        let mut buyers = vec![];
+        for i in 0..200 {
+            let user = server.create_user(&format!("buyer {i}")).await;
+            server.charge(user, 30_000).await;
+            buyers.push((user, 30_000));
+        }
+        let started = Instant::now();
+        let results = join_all(
+            buyers
+                .iter()
+                .map(|(user, _)| order(&server, "placeOrder", *user, &[(product, 1)])),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        let completed = results
+            .iter()
+            .filter(|r| r["order"]["status"] == json!("COMPLETED"))
+            .count();
+        let refused = results
+            .iter()
+            .filter(|r| codes(r) == vec!["OUT_OF_STOCK"])
+            .count();
+        eprintln!(
+            "[{}] 200 buyers for 50 units: {completed} completed in {elapsed:?}",
+            server.backend
+        );
+        assert_eq!((completed, refused), (50, 150));
+        assert_eq!(stock(&server, product).await, 0);
+        assert_invariants(&server, &HashMap::from([(product, 50)]), &buyers).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_random_multi_product_orders_keep_every_invariant() {
+    on_every_backend(|server| async move {
+        let mut initial = HashMap::new();
+        let mut products = vec![];
+        for i in 0..10 {
+            let stock = 60 + i * 5;
+            let id = server
+                .create_product(&format!("p{i}"), "mixed", 1_000 * (i + 1), stock)
+                .await;
+            initial.insert(id, stock);
+            products.push(id);
+        }
+        let mut users = vec![];
+        for i in 0..20 {
+            let user = server.create_user(&format!("u{i}")).await;
+            let charged = 150_000 + 10_000 * i;
+            server.charge(user, charged).await;
+            users.push((user, charged));
+        }
+        // a deterministic pseudo-random mix: 2-5 lines, products in any order, some duplicated
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        let orders: Vec<(i64, Vec<(i64, i64)>)> = (0..200)
+            .map(|_| {
+                let user = users[next(20) as usize].0;
+                let lines = (0..2 + next(4))
+                    .map(|_| (products[next(10) as usize], 1 + next(3) as i64))
+                    .collect();
+                (user, lines)
+            })
+            .collect();
+        let started = Instant::now();
+        let results = join_all(
+            orders
+                .iter()
+                .map(|(user, lines)| order(&server, "placeOrder", *user, lines)),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        let mut outcomes: HashMap<String, usize> = HashMap::new();
+        for result in &results {
+            let key = if result["order"]["status"] == json!("COMPLETED") {
+                "COMPLETED".to_owned()
+            } else {
+                codes(result).join("+")
+            };
+            *outcomes.entry(key).or_default() += 1;
+        }
+        eprintln!(
+            "[{}] 200 random orders in {elapsed:?}: {outcomes:?}",
+            server.backend
+        );
+        for key in outcomes.keys() {
+            assert!(
+                key == "COMPLETED"
+                    || key
+                        .split('+')
+                        .all(|c| c == "OUT_OF_STOCK" || c == "INSUFFICIENT_BALANCE"),
+                "unexpected outcome {key}"
+            );
+        }
+        assert!(outcomes.get("COMPLETED").copied().unwrap_or(0) > 0);
+        assert_invariants(&server, &initial, &users).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_fifty_concurrent_orders_never_overdraws() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("spender").await;
+        let product = server
+            .create_product("이어폰", "오디오", 30_000, 1_000)
+            .await;
+        server.charge(user, 7 * 30_000 + 20_000).await;
+        let results =
+            join_all((0..50).map(|_| order(&server, "placeOrder", user, &[(product, 1)]))).await;
+        let completed = results
+            .iter()
+            .filter(|r| r["order"]["status"] == json!("COMPLETED"))
+            .count();
+        let refused = results
+            .iter()
+            .filter(|r| codes(r) == vec!["INSUFFICIENT_BALANCE"])
+            .count();
+        assert_eq!((completed, refused), (7, 43));
+        assert_eq!(server.balance(user).await, 20_000);
+        assert_invariants(
+            &server,
+            &HashMap::from([(product, 1_000)]),
+            &[(user, 230_000)],
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_refund_paths() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("changes mind").await;
+        let webcam = server.create_product("웹캠", "카메라", 30_000, 10).await;
+        let earphones = server.create_product("이어폰", "오디오", 20_000, 10).await;
+        server.charge(user, 100_000).await;
+
+        let pending = order(&server, "createOrder", user, &[(webcam, 2)]).await["order"].clone();
+        assert_eq!(stock(&server, webcam).await, 8);
+        let cancelled = order_action(&server, "cancelOrder", user, &pending["id"]).await;
+        assert_eq!(cancelled["order"]["status"], json!("CANCELLED"));
+        assert!(cancelled["order"]["cancelledAt"].is_string());
+        assert_eq!(
+            stock(&server, webcam).await,
+            10,
+            "cancel releases the held stock"
+        );
+        assert_eq!(
+            codes(&order_action(&server, "cancelOrder", user, &pending["id"]).await),
+            vec!["INVALID_STATE_TRANSITION"]
+        );
+        assert_eq!(
+            codes(&order_action(&server, "payOrder", user, &pending["id"]).await),
+            vec!["INVALID_STATE_TRANSITION"]
+        );
+        assert_eq!(server.balance(user).await, 100_000);
+
+        let completed =
+            order(&server, "placeOrder", user, &[(webcam, 1), (earphones, 2)]).await["order"]
+                .clone();
+        assert_eq!(completed["total"], json!(70_000));
+        assert_eq!(server.balance(user).await, 30_000);
+        let refunded = order_action(&server, "cancelOrder", user, &completed["id"]).await;
+        assert_eq!(refunded["order"]["status"], json!("REFUNDED"));
+        assert_eq!(refunded["order"]["payment"]["status"], json!("REFUNDED"));
+        assert_eq!(server.balance(user).await, 100_000);
+        assert_eq!(
+            (
+                stock(&server, webcam).await,
+                stock(&server, earphones).await
+            ),
+            (10, 10)
+        );
+        let (balance, sum, kinds) = ledger(&server, user).await;
+        assert_eq!((balance, sum), (100_000, 100_000));
+        assert_eq!(kinds, vec!["REFUND", "PAYMENT", "CHARGE"]);
+        assert_eq!(
+            codes(&order_action(&server, "cancelOrder", user, &completed["id"]).await),
+            vec!["INVALID_STATE_TRANSITION"]
+        );
+        assert_eq!(
+            server.balance(user).await,
+            100_000,
+            "a second cancel refunds nothing"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_orders_expire_and_release_their_stock() {
+    on_every_backend_with(
+        |settings| {
+            settings.order_ttl_secs = 1;
+            settings.order_expiry_sweep_ms = 100;
+        },
+        |server| async move {
+            let user = server.create_user("forgetful").await;
+            let product = server.create_product("모니터", "모니터", 120_000, 3).await;
+            server.charge(user, 300_000).await;
+            let pending =
+                order(&server, "createOrder", user, &[(product, 2)]).await["order"].clone();
+            assert_eq!(stock(&server, product).await, 1);
+            let query = "query($id: ID!) { order(id: $id) { status } }";
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let status = server
+                    .user(user)
+                    .data(query, json!({ "id": pending["id"] }))
+                    .await["order"]["status"]
+                    .clone();
+                if status == json!("EXPIRED") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the order did not expire: {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(
+                stock(&server, product).await,
+                3,
+                "expiry releases the held stock"
+            );
+            assert_eq!(
+                codes(&order_action(&server, "payOrder", user, &pending["id"]).await),
+                vec!["INVALID_STATE_TRANSITION"]
+            );
+            assert_eq!(server.balance(user).await, 300_000);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_racing_payment_has_exactly_one_winner() {
+    on_every_backend_with(
+        |settings| {
+            settings.order_ttl_secs = 1;
+            settings.order_expiry_sweep_ms = 20;
+        },
+        |server| async move {
+            let user = server.create_user("last second").await;
+            let product = server.create_product("이어폰", "오디오", 1_000, 100).await;
+            server.charge(user, 100_000).await;
+            let mut pending = vec![];
+            for _ in 0..20 {
+                pending.push(
+                    order(&server, "createOrder", user, &[(product, 1)]).await["order"].clone(),
+                );
+            }
+            // pay around the expiry instant: some before, some after, while the worker sweeps
+            tokio::time::sleep(Duration::from_millis(850)).await;
+            let results = join_all(pending.iter().enumerate().map(|(i, o)| {
+                let server = &server;
+                async move {
+                    tokio::time::sleep(Duration::from_millis(15 * i as u64)).await;
+                    order_action(server, "payOrder", user, &o["id"]).await
+                }
+            }))
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut paid = 0;
+            for (result, created) in results.iter().zip(&pending) {
+                let status = server
+                    .user(user)
+                    .data(
+                        "query($id: ID!) { order(id: $id) { status } }",
+                        json!({ "id": created["id"] }),
+                    )
+                    .await["order"]["status"]
+                    .clone();
+                if result["order"]["status"] == json!("COMPLETED") {
+                    assert_eq!(status, json!("COMPLETED"));
+                    paid += 1;
+                } else {
+                    assert_eq!(codes(result), vec!["INVALID_STATE_TRANSITION"]);
+                    assert_eq!(status, json!("EXPIRED"));
+                }
+            }
+            eprintln!(
+                "[{}] payments racing expiry: {paid} of 20 paid",
+                server.backend
+            );
+            assert_eq!(server.balance(user).await, 100_000 - 1_000 * paid);
+            assert_eq!(stock(&server, product).await, 100 - paid);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("sloppy").await;
+        let other = server.create_user("other").await;
+        let product = server.create_product("웹캠", "카메라", 30_000, 10).await;
+        server.charge(user, 100_000).await;
+        server.charge(other, 100_000).await;
+        let place = place_mutation("placeOrder");
+        let cases = [
+            (json!([]), "INVALID_INPUT", json!(["input", "items"])),
+            (json!([{ "productId": product.to_string(), "quantity": 0 }]), "INVALID_INPUT", json!(["input", "items", "0", "quantity"])),
+            (json!([{ "productId": product.to_string(), "quantity": -2 }]), "INVALID_INPUT", json!(["input", "items", "0", "quantity"])),
+            (json!([{ "productId": product.to_string(), "quantity": 1_001 }]), "INVALID_INPUT", json!(["input", "items", "0", "quantity"])),
+            (json!([{ "productId": product.to_string(), "quantity": 600 }, { "productId": product.to_string(), "quantity": 600 }]), "INVALID_INPUT", json!(["input", "items"])),
+            (json!([{ "productId": "abc", "quantity": 1 }]), "INVALID_INPUT", json!(["input", "items", "0", "productId"])),
+            (json!([{ "productId": "987654", "quantity": 1 }]), "NOT_FOUND", json!(["input", "items"])),
+        ];
+        for (lines, code, field) in cases {
+            let data = server.user(user).data(&place, json!({ "items": lines })).await;
+            let error = &data["placeOrder"]["userErrors"][0];
+            assert_eq!((error["code"].clone(), error["field"].clone()), (json!(code), field), "{lines}");
+            assert_eq!(data["placeOrder"]["order"], Value::Null);
+        }
+        let huge = server.user(user).post(&place, json!({ "items": [{ "productId": product.to_string(), "quantity": 3_000_000_000u64 }] })).await;
+        assert!(huge["errors"].is_array(), "a quantity beyond Int is a GraphQL error: {huge}");
+        assert_eq!(stock(&server, product).await, 10);
+        assert_eq!(server.balance(user).await, 100_000);
+
+        // duplicate lines of one product are merged, not double counted
+        let merged = order(&server, "placeOrder", user, &[(product, 1), (product, 2)]).await;
+        assert_eq!(merged["order"]["items"][0]["quantity"], json!(3));
+        assert_eq!(merged["order"]["total"], json!(90_000));
+        assert_eq!(stock(&server, product).await, 7);
+
+        // someone else's order is not found, for every action and for reading
+        let theirs = order(&server, "createOrder", other, &[(product, 1)]).await["order"].clone();
+        for action in ["payOrder", "cancelOrder"] {
+            let result = order_action(&server, action, user, &theirs["id"]).await;
+            assert_eq!(codes(&result), vec!["NOT_FOUND"], "{action}");
+        }
+        let read = server.user(user).data("query($id: ID!) { order(id: $id) { id } }", json!({ "id": theirs["id"] })).await;
+        assert_eq!(read["order"], Value::Null);
+        let admin_read = server.admin().data("query($id: ID!) { order(id: $id) { status } }", json!({ "id": theirs["id"] })).await;
+        assert_eq!(admin_read["order"]["status"], json!("PENDING"));
+        for malformed in ["abc", "0", "-5"] {
+            let result = order_action(&server, "payOrder", user, &json!(malformed)).await;
+            assert_eq!(codes(&result), vec!["INVALID_INPUT"], "{malformed}");
+        }
+        assert_eq!(server.balance(other).await, 100_000);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_orders_are_placed_once() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("double clicker").await;
+        let product = server.create_product("키보드", "키보드", 45_000, 100).await;
+        server.charge(user, 500_000).await;
+        let place = place_mutation("placeOrder");
+        let variables = json!({ "items": items(&[(product, 1)]), "key": "order-1" });
+        let caller = server.user(user);
+        let answers = join_all((0..10).map(|_| caller.data(&place, variables.clone()))).await;
+        let ids: Vec<Value> = answers
+            .iter()
+            .map(|a| a["placeOrder"]["order"]["id"].clone())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id == &ids[0] && id.is_string()),
+            "{ids:?}"
+        );
+        assert_eq!(stock(&server, product).await, 99);
+        assert_eq!(server.balance(user).await, 455_000);
+        let reused = server
+            .user(user)
+            .data(
+                &place,
+                json!({ "items": items(&[(product, 2)]), "key": "order-1" }),
+            )
+            .await;
+        assert_eq!(codes(&reused["placeOrder"]), vec!["IDEMPOTENCY_KEY_REUSED"]);
+        assert_eq!(stock(&server, product).await, 99);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_orders_costs_a_constant_number_of_queries() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("collector").await;
+        let products = [
+            server.create_product("a", "c", 100, 1_000).await,
+            server.create_product("b", "c", 200, 1_000).await,
+            server.create_product("c", "c", 300, 1_000).await,
+        ];
+        server.charge(user, 1_000_000).await;
+        let list = "query($first: Int!) { me { orders(first: $first) { edges { node { id total payment { amount } items { quantity product { id name price } } } } } } }";
+        let mut cost = vec![];
+        for count in [5, 20] {
+            while server.user(user).data("{ me { orders { totalCount } } }", json!({})).await["me"]["orders"]["totalCount"].as_i64().unwrap() < count {
+                order(&server, "placeOrder", user, &[(products[0], 1), (products[1], 1), (products[2], 1)]).await;
+            }
+            let before = server.statements_executed();
+            let data = server.user(user).data(list, json!({ "first": count })).await;
+            cost.push(server.statements_executed() - before);
+            let edges = data["me"]["orders"]["edges"].as_array().unwrap();
+            assert_eq!(edges.len() as i64, count);
+            assert!(edges.iter().all(|e| e["node"]["items"].as_array().unwrap().len() == 3));
+        }
+        eprintln!("[{}] statements to list 5 and 20 orders: {cost:?}", server.backend);
+        assert_eq!(cost[0], cost[1], "listing 20 orders costs as many statements as 5");
+        assert!(cost[1] <= 8, "{cost:?}");
+    })
+    .await;
+}

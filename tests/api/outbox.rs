@@ -1,0 +1,289 @@
+//! The outbox: every completed (and refunded) order reaches the data platform exactly once, in
+//! order per order, through outages, rejections, restarts and two sending instances; orders never
+//! wait for it.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use commerce::config::Settings;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::{MockPlatform, TestServer, id_of, on_every_backend_with};
+
+const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status total } userErrors { code } } }";
+const STATS: &str = "{ outboxStats { pending failed sent oldestPendingAge circuitState } }";
+
+/// Settings for fast retries against `platform`.
+fn relay_to(platform: &MockPlatform) -> impl Fn(&mut Settings) + '_ {
+    move |settings| {
+        settings.data_platform_url = Some(platform.events_url());
+        settings.outbox_retry_base_ms = 20;
+        settings.outbox_retry_max_ms = 200;
+        settings.outbox_poll_ms = 50;
+        settings.outbox_breaker_threshold = 3;
+        settings.outbox_breaker_cooldown_ms = 300;
+        settings.outbox_timeout_ms = 1_000;
+    }
+}
+
+async fn shop(server: &TestServer, stock: i64) -> (i64, i64) {
+    let user = server.create_user("shopper").await;
+    let product = server
+        .create_product("이어폰", "오디오", 1_000, stock)
+        .await;
+    server.charge(user, 10_000_000).await;
+    (user, product)
+}
+
+async fn place(server: &TestServer, user: i64, product: i64) -> Value {
+    let data = server
+        .user(user)
+        .data(
+            PLACE,
+            json!({ "items": [{ "productId": product.to_string(), "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(data["placeOrder"]["userErrors"], json!([]), "{data}");
+    data["placeOrder"]["order"].clone()
+}
+
+async fn stats(server: &TestServer) -> Value {
+    server.admin().data(STATS, json!({})).await["outboxStats"].clone()
+}
+
+/// (order id, event type) in arrival order.
+fn arrivals(received: &Value) -> Vec<(i64, String)> {
+    received["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["order"]["id"].as_i64().unwrap(),
+                e["eventType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_order_reaches_the_platform_right_away_exactly_once() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(
+        |settings| {
+            relay_to(&platform)(settings);
+            // only the wake-up after commit can deliver within the test
+            settings.outbox_poll_ms = 600_000;
+        },
+        |server| {
+            let platform = &platform;
+            async move {
+                let before = platform.received().await["events"].as_array().unwrap().len();
+                let (user, product) = shop(&server, 10).await;
+                let sent = Instant::now();
+                let order = place(&server, user, product).await;
+                let received = platform.wait_for(before + 1, Duration::from_secs(5)).await;
+                eprintln!("[{}] order to platform: {:?}", server.backend, sent.elapsed());
+                let event = received["events"].as_array().unwrap().last().unwrap().clone();
+                assert_eq!(event["eventType"], json!("ORDER_COMPLETED"));
+                assert!(event["eventId"].as_str().is_some_and(|id| id.len() == 36));
+                let shipped = &event["order"];
+                assert_eq!(shipped["id"].as_i64(), Some(id_of(&order["id"])));
+                assert_eq!(shipped["userId"], json!(user));
+                assert_eq!(shipped["status"], json!("COMPLETED"));
+                assert_eq!((shipped["subtotal"].clone(), shipped["discount"].clone(), shipped["total"].clone()), (json!(1_000), json!(0), json!(1_000)));
+                assert_eq!(shipped["items"], json!([{ "productId": product, "productName": "이어폰", "quantity": 1, "unitPrice": 1_000, "lineTotal": 1_000 }]));
+                assert!(shipped["paidAt"].is_string() && shipped["createdAt"].is_string());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let after = platform.received().await;
+                assert_eq!(after["duplicates"], json!(0));
+                let stats = stats(&server).await;
+                assert_eq!((stats["sent"].clone(), stats["pending"].clone(), stats["circuitState"].clone()), (json!(1), json!(0), json!("CLOSED")));
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_platform_down_for_the_whole_burst_gets_everything_once_in_order_afterwards() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            platform.control(json!({ "recover": true })).await;
+            let before = platform.received().await;
+            let known = before["events"].as_array().unwrap().len();
+            let calls_before = before["calls"].as_u64().unwrap();
+            platform.control(json!({ "failWith": 503 })).await;
+            let (user, product) = shop(&server, 1_000).await;
+
+            let started = Instant::now();
+            let orders = join_all((0..100).map(|_| place(&server, user, product))).await;
+            let elapsed = started.elapsed();
+            eprintln!("[{}] 100 orders with the platform down: {elapsed:?}", server.backend);
+            // ten of them are refunded while the platform is still down
+            for order in orders.iter().take(10) {
+                server
+                    .user(user)
+                    .data("mutation($id: ID!) { cancelOrder(input: {orderId: $id}) { order { status } } }", json!({ "id": order["id"] }))
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            let down = platform.received().await;
+            let calls = down["calls"].as_u64().unwrap() - calls_before;
+            let pending = stats(&server).await;
+            eprintln!("[{}] platform down: {calls} calls for 110 events, stats {pending}", server.backend);
+            assert!(calls < 110, "the breaker stops the calls: {calls}");
+            assert_eq!(pending["pending"], json!(110));
+            assert_ne!(pending["circuitState"], json!("CLOSED"));
+
+            platform.control(json!({ "recover": true })).await;
+            let received = platform.wait_for(known + 110, Duration::from_secs(30)).await;
+            let mine: Vec<(i64, String)> = arrivals(&received)[known..].to_vec();
+            assert_eq!(mine.len(), 110);
+            let mut seen: HashMap<i64, Vec<String>> = HashMap::new();
+            for (order, kind) in &mine {
+                seen.entry(*order).or_default().push(kind.clone());
+            }
+            assert_eq!(seen.len(), 100, "every order arrived");
+            for order in &orders[..10] {
+                assert_eq!(seen[&id_of(&order["id"])], vec!["ORDER_COMPLETED", "ORDER_REFUNDED"], "in order per order");
+            }
+            for order in &orders[10..] {
+                assert_eq!(seen[&id_of(&order["id"])], vec!["ORDER_COMPLETED"]);
+            }
+            let done = stats(&server).await;
+            assert_eq!((done["pending"].clone(), done["failed"].clone(), done["sent"].clone()), (json!(0), json!(0), json!(110)));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            platform.control(json!({ "recover": true })).await;
+            let known = platform.received().await["events"]
+                .as_array()
+                .unwrap()
+                .len();
+            let (user, product) = shop(&server, 10).await;
+
+            platform
+                .control(json!({ "failWith": 500, "times": 2 }))
+                .await;
+            place(&server, user, product).await;
+            platform.wait_for(known + 1, Duration::from_secs(10)).await;
+
+            platform.control(json!({ "drop": true })).await;
+            place(&server, user, product).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            platform.control(json!({ "recover": true })).await;
+            platform.wait_for(known + 2, Duration::from_secs(10)).await;
+
+            platform.control(json!({ "failWith": 400 })).await;
+            place(&server, user, product).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while stats(&server).await["failed"] != json!(1) {
+                assert!(
+                    Instant::now() < deadline,
+                    "a rejected event is marked FAILED"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            platform.control(json!({ "recover": true })).await;
+            let requeued = server
+                .admin()
+                .data("mutation { retryFailedDeliveries { requeued } }", json!({}))
+                .await;
+            assert_eq!(requeued["retryFailedDeliveries"]["requeued"], json!(1));
+            platform.wait_for(known + 3, Duration::from_secs(10)).await;
+            let done = stats(&server).await;
+            assert_eq!(
+                (done["failed"].clone(), done["sent"].clone()),
+                (json!(0), json!(3))
+            );
+            let customer = server.user(user).post(STATS, json!({})).await;
+            assert_eq!(
+                customer["errors"][0]["extensions"]["code"],
+                json!("FORBIDDEN")
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sending_instances_never_send_one_event_twice() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            platform.control(json!({ "recover": true })).await;
+            platform.control(json!({ "delayMs": 20 })).await;
+            let before = platform.received().await;
+            let known = before["events"].as_array().unwrap().len();
+            let second = TestServer::start(server.backend, server.settings.clone()).await;
+            let (user, product) = shop(&server, 1_000).await;
+            let orders = join_all((0..100).map(|i| {
+                let target = if i % 2 == 0 { &server } else { &second };
+                place(target, user, product)
+            }))
+            .await;
+            let received = platform
+                .wait_for(known + orders.len(), Duration::from_secs(30))
+                .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let after = platform.received().await;
+            eprintln!(
+                "[{}] two senders: calls {}, duplicates {}, overlaps {}",
+                server.backend, after["calls"], after["duplicates"], after["overlaps"]
+            );
+            assert_eq!(
+                after["overlaps"], before["overlaps"],
+                "no event was sent twice at the same time"
+            );
+            assert_eq!(
+                after["duplicates"], before["duplicates"],
+                "no event was sent twice"
+            );
+            assert_eq!(arrivals(&received)[known..].len(), 100);
+            platform.control(json!({ "delayMs": 0 })).await;
+            second.stop();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pending_at_a_stop_are_delivered_after_the_restart() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            platform.control(json!({ "recover": true })).await;
+            let known = platform.received().await["events"]
+                .as_array()
+                .unwrap()
+                .len();
+            platform.control(json!({ "drop": true })).await;
+            let (user, product) = shop(&server, 100).await;
+            for _ in 0..5 {
+                place(&server, user, product).await;
+            }
+            server.stop();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            platform.control(json!({ "recover": true })).await;
+            let restarted = TestServer::start(server.backend, server.settings.clone()).await;
+            platform.wait_for(known + 5, Duration::from_secs(15)).await;
+            assert_eq!(stats(&restarted).await["sent"], json!(5));
+            restarted.stop();
+        }
+    })
+    .await;
+}

@@ -1,0 +1,252 @@
+//! GraphQL over HTTP: media types, status codes, GET, batches, body and query limits, GraphiQL,
+//! health and readiness.
+
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, error_code, on_every_backend, on_every_backend_with};
+
+const GQL_JSON: &str = "application/graphql-response+json";
+
+async fn post_raw(
+    server: &TestServer,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    body: String,
+) -> (u16, String, Value) {
+    let mut request = server.http.post(server.url("/graphql")).body(body);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let media = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        media,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn query(q: &str) -> String {
+    json!({ "query": q }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_negotiation_and_status_codes() {
+    on_every_backend(|server| async move {
+        let json_ct = Some("application/json");
+        // success: media type follows Accept
+        let (status, media, body) = post_raw(
+            &server,
+            Some(GQL_JSON),
+            json_ct,
+            query("{ products { totalCount } }"),
+        )
+        .await;
+        assert_eq!((status, media.starts_with(GQL_JSON)), (200, true));
+        assert_eq!(body["data"]["products"]["totalCount"], json!(0));
+        let (status, media, _) = post_raw(
+            &server,
+            Some("application/json"),
+            json_ct,
+            query("{ products { totalCount } }"),
+        )
+        .await;
+        assert_eq!((status, media.starts_with("application/json")), (200, true));
+        let (status, media, _) =
+            post_raw(&server, None, json_ct, query("{ products { totalCount } }")).await;
+        assert_eq!((status, media.starts_with("application/json")), (200, true));
+        let (status, _, _) = post_raw(
+            &server,
+            Some("text/html"),
+            json_ct,
+            query("{ products { totalCount } }"),
+        )
+        .await;
+        assert_eq!(status, 406);
+
+        // parse and validation failures: 400 with graphql-response+json, 200 with json, coded
+        for (q, code) in [
+            ("{ products { ", "GRAPHQL_PARSE_FAILED"),
+            ("{ nosuchfield }", "GRAPHQL_VALIDATION_FAILED"),
+        ] {
+            let (status, _, body) = post_raw(&server, Some(GQL_JSON), json_ct, query(q)).await;
+            assert_eq!((status, error_code(&body)), (400, code), "{q}");
+            let (status, _, body) =
+                post_raw(&server, Some("application/json"), json_ct, query(q)).await;
+            assert_eq!((status, error_code(&body)), (200, code), "{q}");
+        }
+
+        // bodies: JSON only, well-formed, bounded
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            None,
+        ] {
+            let (status, _, _) = post_raw(
+                &server,
+                None,
+                content_type,
+                query("{ products { totalCount } }"),
+            )
+            .await;
+            assert_eq!(status, 415, "{content_type:?}");
+        }
+        let (status, _, body) = post_raw(&server, None, json_ct, "{not json".into()).await;
+        assert_eq!((status, error_code(&body)), (400, "BAD_REQUEST"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_runs_queries_and_refuses_mutations() {
+    on_every_backend(|server| async move {
+        let response = server
+            .http
+            .get(server.url("/graphql"))
+            .query(&[("query", "{ products { totalCount } }")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["data"]["products"]["totalCount"], json!(0));
+
+        let response = server
+            .http
+            .get(server.url("/graphql"))
+            .header("x-role", "ADMIN")
+            .query(&[(
+                "query",
+                "mutation { createUser(input: {name: \"via get\"}) { user { id } } }",
+            )])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "POST");
+        let users = server
+            .admin()
+            .post(
+                "mutation { createUser(input: {name: \"check\"}) { user { id } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            users["data"]["createUser"]["user"]["id"],
+            json!("1"),
+            "the GET created nothing"
+        );
+
+        let page = server
+            .http
+            .get(server.url("/graphql"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("graphiql") && html.contains("x-user-id") && html.contains("/graphql")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_depth_and_complexity_are_bounded() {
+    on_every_backend(|server| async move {
+        let json_ct = Some("application/json");
+        let op = json!({ "query": "{ products { totalCount } }" });
+        let (status, _, body) = post_raw(&server, None, json_ct, json!([op, op]).to_string()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+        for batch in [json!([]), Value::Array(vec![op.clone(); 11])] {
+            let (status, _, body) = post_raw(&server, None, json_ct, batch.to_string()).await;
+            assert_eq!((status, error_code(&body)), (400, "BAD_REQUEST"));
+        }
+
+        let aliases: String = (0..30)
+            .map(|i| {
+                format!(
+                    "p{i}: products(first: 100) {{ edges {{ node {{ id name price stock }} }} }} "
+                )
+            })
+            .collect();
+        let (status, _, body) = post_raw(
+            &server,
+            Some(GQL_JSON),
+            json_ct,
+            query(&format!("{{ {aliases} }}")),
+        )
+        .await;
+        assert_eq!((status, error_code(&body)), (400, "QUERY_TOO_COMPLEX"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depth_and_body_limits_refuse_requests() {
+    on_every_backend_with(
+        |settings| {
+            settings.max_query_depth = 3;
+            settings.max_body_bytes = 4_096;
+        },
+        |server| async move {
+            // small enough to be written whole before the server answers
+            let huge = query(&format!(
+                "{{ products {{ totalCount }} }} # {}",
+                "x".repeat(10_000)
+            ));
+            let (status, _, _) = post_raw(&server, None, Some("application/json"), huge).await;
+            assert_eq!(status, 413);
+            let deep = "{ me { balanceHistory { edges { node { id } } } } }";
+            let (status, _, body) = post_raw(
+                &server,
+                Some(GQL_JSON),
+                Some("application/json"),
+                query(deep),
+            )
+            .await;
+            assert_eq!((status, error_code(&body)), (400, "QUERY_TOO_COMPLEX"));
+            let shallow = "{ products { totalCount } }";
+            let (status, _, _) = post_raw(
+                &server,
+                Some(GQL_JSON),
+                Some("application/json"),
+                query(shallow),
+            )
+            .await;
+            assert_eq!(status, 200);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    on_every_backend(|server| async move {
+        let health = server
+            .http
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["database"], json!("ok"));
+        assert_ne!(body["redis"], json!("unavailable"));
+    })
+    .await;
+}
