@@ -52,6 +52,23 @@ async fn stats(server: &TestServer) -> Value {
     server.admin().data(STATS, json!({})).await["outboxStats"].clone()
 }
 
+/// Polls `outboxStats` until `field` reads `expected`: the platform records an event before the
+/// relay marks it SENT, so the two are only eventually in step.
+async fn stats_reach(server: &TestServer, field: &str, expected: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = stats(server).await;
+        if stats[field] == json!(expected) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "outboxStats.{field} never reached {expected}: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// (order id, event type) in arrival order.
 fn arrivals(received: &Value) -> Vec<(i64, String)> {
     received["events"]
@@ -98,7 +115,7 @@ async fn a_completed_order_reaches_the_platform_right_away_exactly_once() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let after = platform.received().await;
                 assert_eq!(after["duplicates"], json!(0));
-                let stats = stats(&server).await;
+                let stats = stats_reach(&server, "sent", 1).await;
                 assert_eq!((stats["sent"].clone(), stats["pending"].clone(), stats["circuitState"].clone()), (json!(1), json!(0), json!("CLOSED")));
             }
         },
@@ -154,7 +171,7 @@ async fn a_platform_down_for_the_whole_burst_gets_everything_once_in_order_after
             for order in &orders[10..] {
                 assert_eq!(seen[&id_of(&order["id"])], vec!["ORDER_COMPLETED"]);
             }
-            let done = stats(&server).await;
+            let done = stats_reach(&server, "sent", 110).await;
             assert_eq!((done["pending"].clone(), done["failed"].clone(), done["sent"].clone()), (json!(0), json!(0), json!(110)));
         }
     })
@@ -188,14 +205,7 @@ async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
 
             platform.control(json!({ "failWith": 400 })).await;
             place(&server, user, product).await;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while stats(&server).await["failed"] != json!(1) {
-                assert!(
-                    Instant::now() < deadline,
-                    "a rejected event is marked FAILED"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            stats_reach(&server, "failed", 1).await;
             platform.control(json!({ "recover": true })).await;
             let requeued = server
                 .admin()
@@ -203,7 +213,7 @@ async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
                 .await;
             assert_eq!(requeued["retryFailedDeliveries"]["requeued"], json!(1));
             platform.wait_for(known + 3, Duration::from_secs(10)).await;
-            let done = stats(&server).await;
+            let done = stats_reach(&server, "sent", 3).await;
             assert_eq!(
                 (done["failed"].clone(), done["sent"].clone()),
                 (json!(0), json!(3))
@@ -281,7 +291,7 @@ async fn events_pending_at_a_stop_are_delivered_after_the_restart() {
             platform.control(json!({ "recover": true })).await;
             let restarted = TestServer::start(server.backend, server.settings.clone()).await;
             platform.wait_for(known + 5, Duration::from_secs(15)).await;
-            assert_eq!(stats(&restarted).await["sent"], json!(5));
+            stats_reach(&restarted, "sent", 5).await;
             restarted.stop();
         }
     })
