@@ -24,6 +24,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How many times a write transaction is attempted before its error is returned.
 const MAX_ATTEMPTS: usize = 10;
+/// A pooled connection idle this long is pinged before it is handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// The database handle shared by every service.
 #[derive(Clone, Debug)]
@@ -97,6 +99,10 @@ impl Database {
             .min_connections(1)
             .acquire_timeout(acquire_timeout)
             .connect_timeout(acquire_timeout)
+            // sqlx pings a pooled connection on every acquire by default: a second round trip
+            // per statement. Busy connections are proven by use; only one that sat idle (and may
+            // have been cut meanwhile) is pinged first.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .sqlx_logging(false);
         let mut conn = sea_orm::Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
