@@ -69,6 +69,15 @@ async fn stats_reach(server: &TestServer, field: &str, expected: i64) -> Value {
     }
 }
 
+/// Puts the platform back to answering 200; how many events it holds so far.
+async fn recovered(platform: &MockPlatform) -> usize {
+    platform.control(json!({ "recover": true })).await;
+    platform.received().await["events"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 /// (order id, event type) in arrival order.
 fn arrivals(received: &Value) -> Vec<(i64, String)> {
     received["events"]
@@ -184,11 +193,7 @@ async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
     on_every_backend_with(relay_to(&platform), |server| {
         let platform = &platform;
         async move {
-            platform.control(json!({ "recover": true })).await;
-            let known = platform.received().await["events"]
-                .as_array()
-                .unwrap()
-                .len();
+            let known = recovered(platform).await;
             let (user, product) = shop(&server, 10).await;
 
             platform
@@ -276,11 +281,7 @@ async fn events_pending_at_a_stop_are_delivered_after_the_restart() {
     on_every_backend_with(relay_to(&platform), |server| {
         let platform = &platform;
         async move {
-            platform.control(json!({ "recover": true })).await;
-            let known = platform.received().await["events"]
-                .as_array()
-                .unwrap()
-                .len();
+            let known = recovered(platform).await;
             platform.control(json!({ "drop": true })).await;
             let (user, product) = shop(&server, 100).await;
             for _ in 0..5 {
