@@ -1,6 +1,7 @@
 //! GraphQL surface of the catalog: `products`, `product`, admin `createProduct` and
 //! `restockProduct`, and the `stockChanged` subscription.
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use entity::product;
@@ -8,8 +9,9 @@ use futures_util::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::service::{CatalogError, NewProduct};
+use super::service::{CatalogError, NewProduct, ProductInfo};
 use crate::error::{AppError, InvalidInput, Payload, UserError};
+use crate::graphql::loaders::{ProductLoader, StockLoader};
 use crate::graphql::pagination::{IdConnection, page_request};
 use crate::graphql::scalars::Won;
 use crate::graphql::{parse_id, viewer};
@@ -27,10 +29,11 @@ pub struct Product {
     pub description: String,
     pub category: String,
     pub price: Won,
-    /// Units available right now.
-    pub stock: i32,
-    pub in_stock: bool,
     pub created_at: DateTime<Utc>,
+    /// The stock read together with the row; `None` when built from the cached [`ProductInfo`]:
+    /// then read live (batched per request) only if a client asks for it.
+    #[graphql(skip)]
+    stock_read: Option<i64>,
 }
 
 impl From<product::Model> for Product {
@@ -42,15 +45,68 @@ impl From<product::Model> for Product {
             description: row.description,
             category: row.category,
             price: Won(row.price),
-            stock: i32::try_from(row.stock).unwrap_or(i32::MAX),
-            in_stock: row.stock > 0,
             created_at: row.created_at,
+            stock_read: Some(row.stock),
         }
+    }
+}
+
+impl From<&ProductInfo> for Product {
+    fn from(info: &ProductInfo) -> Self {
+        Self {
+            product_id: info.id,
+            id: ID(info.id.to_string()),
+            name: info.name.clone(),
+            description: info.description.clone(),
+            category: info.category.clone(),
+            price: Won(info.price),
+            created_at: info.created_at,
+            stock_read: None,
+        }
+    }
+}
+
+impl Product {
+    /// A product by id for a field of another object (a ranking entry, an order line): from the
+    /// cached [`ProductInfo`] when there is one (no query), else through the request's
+    /// [`ProductLoader`]. `None` when it does not exist.
+    pub async fn load(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Product>> {
+        let state = ctx.data_unchecked::<AppState>();
+        if let Some(info) = state.catalog.cached_info(id) {
+            return Ok(Some(Product::from(&*info)));
+        }
+        let row = ctx
+            .data_unchecked::<DataLoader<ProductLoader>>()
+            .load_one(id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        Ok(row.map(Product::from))
+    }
+
+    async fn live_stock(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        if let Some(stock) = self.stock_read {
+            return Ok(stock);
+        }
+        let stock = ctx
+            .data_unchecked::<DataLoader<StockLoader>>()
+            .load_one(self.product_id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        Ok(stock.unwrap_or(0))
     }
 }
 
 #[ComplexObject]
 impl Product {
+    /// Units available right now.
+    async fn stock(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(i32::try_from(self.live_stock(ctx).await?).unwrap_or(i32::MAX))
+    }
+
+    async fn in_stock(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.live_stock(ctx).await? > 0)
+    }
+
     /// In-stock products of the same category, best sellers of the last three days first.
     async fn alternatives(
         &self,

@@ -1,9 +1,13 @@
-//! Catalog use cases. Reads always come from the database, so stock is exact the moment an order
-//! commits. Restocking is a conditional increment and publishes the new stock after commit.
+//! Catalog use cases. Stock is always read from the database, so it is exact the moment an order
+//! commits. What never changes about a product (there is no product update: name, price,
+//! category, description) is kept in memory as [`ProductInfo`] once read, so reads that need no
+//! stock (a ranking's products, an order's items) cost no query. Restocking is a conditional
+//! increment and publishes the new stock after commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::product;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -21,10 +25,39 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// Highest accepted price, in won.
 pub const MAX_PRICE: i64 = 1_000_000_000;
 
+/// Products whose [`ProductInfo`] is kept in memory at most.
+const CACHED_PRODUCTS: u64 = 100_000;
+
 #[derive(Clone)]
 pub struct CatalogService {
     db: Database,
     bus: EventBus,
+    infos: moka::sync::Cache<i64, Arc<ProductInfo>>,
+}
+
+/// What never changes about a product once it exists: safe to keep for the life of the process
+/// and to share between instances' caches. Never holds the stock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductInfo {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&product::Model> for ProductInfo {
+    fn from(row: &product::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name.clone(),
+            description: row.description.clone(),
+            category: row.category.clone(),
+            price: row.price,
+            created_at: row.created_at,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,22 +127,53 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Inv
 
 impl CatalogService {
     pub fn new(db: Database, bus: EventBus) -> Self {
-        Self { db, bus }
+        Self {
+            db,
+            bus,
+            infos: moka::sync::Cache::new(CACHED_PRODUCTS),
+        }
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<product::Model>, DbErr> {
-        product::Entity::find_by_id(id).one(self.db.conn()).await
+        let row = product::Entity::find_by_id(id).one(self.db.conn()).await?;
+        if let Some(row) = &row {
+            self.remember(row);
+        }
+        Ok(row)
     }
 
     /// Several products by id (one query).
     pub async fn get_many(&self, ids: &[i64]) -> Result<HashMap<i64, product::Model>, DbErr> {
-        Ok(product::Entity::find()
+        let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().copied()))
             .all(self.db.conn())
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect())
+            .await?;
+        rows.iter().for_each(|row| self.remember(row));
+        Ok(rows.into_iter().map(|p| (p.id, p)).collect())
+    }
+
+    /// The unchanging part of a product, if it was read before (no query).
+    pub fn cached_info(&self, id: i64) -> Option<Arc<ProductInfo>> {
+        self.infos.get(&id)
+    }
+
+    fn remember(&self, row: &product::Model) {
+        if !self.infos.contains_key(&row.id) {
+            self.infos.insert(row.id, Arc::new(ProductInfo::from(row)));
+        }
+    }
+
+    /// The live stock of several products (one query).
+    pub async fn stock_of(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, DbErr> {
+        let rows: Vec<(i64, i64)> = product::Entity::find()
+            .select_only()
+            .column(product::Column::Id)
+            .column(product::Column::Stock)
+            .filter(product::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple()
+            .all(self.db.conn())
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Products by ascending id, optionally of one category.

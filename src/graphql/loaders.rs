@@ -1,5 +1,6 @@
-//! Per-request DataLoaders: products, order items and payments are fetched once per batch of
-//! keys, so a list of orders with their items and products costs a constant number of queries.
+//! Per-request DataLoaders: products, live stock, order items and payments are fetched once per
+//! batch of keys, so a list of orders with their items and products costs a constant number of
+//! queries.
 //! Created for every request (never shared between viewers).
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use sea_orm::DbErr;
 use crate::state::AppState;
 
 pub struct ProductLoader(AppState);
+pub struct StockLoader(AppState);
 pub struct OrderItemsLoader(AppState);
 pub struct PaymentLoader(AppState);
 
@@ -21,6 +23,15 @@ impl Loader<i64> for ProductLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, product::Model>, Self::Error> {
         self.0.catalog.get_many(keys).await.map_err(Arc::new)
+    }
+}
+
+impl Loader<i64> for StockLoader {
+    type Value = i64;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
+        self.0.catalog.stock_of(keys).await.map_err(Arc::new)
     }
 }
 
@@ -46,6 +57,7 @@ impl Loader<i64> for PaymentLoader {
 pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
     request
         .data(DataLoader::new(ProductLoader(state.clone()), tokio::spawn))
+        .data(DataLoader::new(StockLoader(state.clone()), tokio::spawn))
         .data(DataLoader::new(
             OrderItemsLoader(state.clone()),
             tokio::spawn,

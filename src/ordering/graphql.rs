@@ -11,7 +11,7 @@ use super::service::{OrderError, Payment};
 use crate::catalog::graphql::Product;
 use crate::coupon::graphql::Coupon;
 use crate::error::{AppError, InvalidInput, Payload, UserError};
-use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader, ProductLoader};
+use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
 use crate::graphql::{parse_id, viewer};
 use crate::state::AppState;
@@ -151,12 +151,7 @@ impl From<order_item::Model> for OrderItem {
 #[ComplexObject]
 impl OrderItem {
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
-        let product = ctx
-            .data_unchecked::<DataLoader<ProductLoader>>()
-            .load_one(self.product_id)
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-        Ok(product.map(Product::from))
+        Product::load(ctx, self.product_id).await
     }
 }
 

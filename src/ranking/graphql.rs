@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, Subscription};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::Stream;
@@ -11,7 +10,6 @@ use tokio::sync::broadcast::error::RecvError;
 use super::snapshot::{self, MAX_ENTRIES, RankingSnapshot};
 use crate::catalog::graphql::Product;
 use crate::error::AppError;
-use crate::graphql::loaders::ProductLoader;
 use crate::graphql::scalars::Won;
 use crate::state::AppState;
 
@@ -81,19 +79,10 @@ pub struct TopSeller {
     pub revenue: Won,
 }
 
-async fn load_product(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Product>> {
-    let product = ctx
-        .data_unchecked::<DataLoader<ProductLoader>>()
-        .load_one(id)
-        .await
-        .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-    Ok(product.map(Product::from))
-}
-
 #[ComplexObject]
 impl TopSeller {
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
-        load_product(ctx, self.product_id).await
+        Product::load(ctx, self.product_id).await
     }
 }
 
@@ -122,7 +111,7 @@ pub struct RankChange {
 #[ComplexObject]
 impl RankChange {
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
-        load_product(ctx, self.product_id).await
+        Product::load(ctx, self.product_id).await
     }
 }
 
