@@ -380,13 +380,14 @@ impl OrderingService {
                 products[&line.product_id].stock - line.quantity,
             ));
         }
-        let expires_at = match payment {
-            Payment::Now => None,
-            Payment::Later => Some(now + self.settings.pending_ttl),
+        // written in its final state at once: COMPLETED and paid, or PENDING until `expires_at`
+        let (initial_status, expires_at, paid_at) = match payment {
+            Payment::Now => (status::COMPLETED, None, Some(now)),
+            Payment::Later => (status::PENDING, Some(now + self.settings.pending_ttl), None),
         };
-        let order_id = order::Entity::insert(order::ActiveModel {
+        let order = order::Entity::insert(order::ActiveModel {
             user_id: Set(user_id),
-            status: Set(status::PENDING.to_owned()),
+            status: Set(initial_status.to_owned()),
             subtotal: Set(subtotal),
             discount: Set(discount),
             total: Set(total),
@@ -394,13 +395,13 @@ impl OrderingService {
             expires_at: Set(expires_at),
             created_at: Set(now),
             updated_at: Set(now),
-            paid_at: Set(None),
+            paid_at: Set(paid_at),
             cancelled_at: Set(None),
             ..Default::default()
         })
-        .exec(&*txn)
-        .await?
-        .last_insert_id;
+        .exec_with_returning(&*txn)
+        .await?;
+        let order_id = order.id;
         let items: Vec<order_item::ActiveModel> = priced
             .iter()
             .map(|(line, price)| order_item::ActiveModel {
@@ -437,10 +438,10 @@ impl OrderingService {
                 total,
                 balance_before: balance,
             };
-            self.complete_payment(&*txn, charge, &lines, &names, now)
+            self.complete_payment(&*txn, charge, &order, &lines, &names, now)
                 .await?;
         }
-        finish(txn, idempotency, order_id, stock, payment == Payment::Now).await
+        finish(txn, idempotency, order, stock, payment == Payment::Now).await
     }
 
     async fn pay_attempt(
@@ -500,9 +501,10 @@ impl OrderingService {
         if let Some(coupon_id) = order.user_coupon_id {
             coupons::hold(&*txn, coupon_id, order_id, Some(now)).await?;
         }
-        self.complete_payment(&*txn, charge, &lines, &names, now)
+        let order = mark_paid(&*txn, &order, now).await?;
+        self.complete_payment(&*txn, charge, &order, &lines, &names, now)
             .await?;
-        finish(txn, idempotency, order_id, vec![], true).await
+        finish(txn, idempotency, order, vec![], true).await
     }
 
     async fn cancel_attempt(
@@ -533,7 +535,8 @@ impl OrderingService {
                 }));
             }
         };
-        finish(txn, idempotency, order_id, stock, refunded).await
+        let order = load_order(&*txn, order_id).await?;
+        finish(txn, idempotency, order, stock, refunded).await
     }
 
     async fn expire_attempt(&self, order_id: i64) -> Result<Option<Applied>, AttemptError> {
@@ -562,6 +565,7 @@ impl OrderingService {
         &self,
         conn: &impl ConnectionTrait,
         charge: Charge,
+        order: &order::Model,
         lines: &[PricedLine],
         names: &HashMap<i64, String>,
         now: DateTime<Utc>,
@@ -605,25 +609,13 @@ impl OrderingService {
         })
         .exec_without_returning(conn)
         .await?;
-        order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(status::COMPLETED))
-            .col_expr(order::Column::PaidAt, Expr::value(now))
-            .col_expr(
-                order::Column::ExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(order::Column::UpdatedAt, Expr::value(now))
-            .filter(order::Column::Id.eq(order_id))
-            .exec(conn)
-            .await?;
         let day = sales::sales_date(now, self.settings.time_zone);
         sales::record(conn, day, &sales_of(lines)).await?;
-        let order = load_order(conn, order_id).await?;
         outbox::enqueue(
             conn,
             outbox::ORDER_COMPLETED,
             order_id,
-            order_event(&order, lines, names),
+            order_event(order, lines, names),
         )
         .await?;
         Ok(())
@@ -721,14 +713,14 @@ fn idempotent(
 async fn finish(
     txn: WriteTxn,
     idempotency: Option<&IdempotentRequest>,
-    order_id: i64,
+    order: order::Model,
     stock: Vec<(i64, i64)>,
     sold: bool,
 ) -> Attempt {
     if let Some(request) = idempotency {
-        request.record(&*txn, &OrderReceipt { order_id }).await?;
+        let receipt = OrderReceipt { order_id: order.id };
+        request.record(&*txn, &receipt).await?;
     }
-    let order = load_order(&*txn, order_id).await?;
     txn.commit().await?;
     Ok(Ok(Applied { order, stock, sold }))
 }
@@ -852,6 +844,27 @@ async fn restore_stock(
         stock.push((item.product_id, before + item.quantity));
     }
     Ok(stock)
+}
+
+/// Completes a locked PENDING order; returns it as now stored.
+async fn mark_paid(
+    conn: &impl ConnectionTrait,
+    order: &order::Model,
+    now: DateTime<Utc>,
+) -> Result<order::Model, DbErr> {
+    order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(status::COMPLETED))
+        .col_expr(order::Column::PaidAt, Expr::value(now))
+        .col_expr(
+            order::Column::ExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(order::Column::UpdatedAt, Expr::value(now))
+        .filter(order::Column::Id.eq(order.id))
+        .exec(conn)
+        .await?;
+    // read back: the stored timestamps have the database's precision
+    load_order(conn, order.id).await
 }
 
 async fn set_status(
