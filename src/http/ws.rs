@@ -39,6 +39,8 @@ use crate::auth::{Credentials, Viewer};
 use crate::graphql::{failed_before_execution, prepare};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
+/// Read buffer of one WebSocket connection (messages are small; a larger one grows as needed).
+const WS_BUFFER_BYTES: usize = 4 * 1024;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -97,6 +99,13 @@ pub fn upgrade(
             .into_response();
     }
     let header_viewer = viewer_from_headers(&state.auth, headers).ok();
+    // tungstenite's defaults (128 KiB read and write buffers, 64 MiB messages) cost ~170 KB of
+    // memory per idle subscriber and let one client send huge frames
+    let upgrade = upgrade
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(state.limits.max_body_bytes)
+        .max_frame_size(state.limits.max_body_bytes);
     upgrade.protocols([PROTOCOL]).on_upgrade(move |socket| {
         let connections = state.connections.clone();
         connections.track_future(Connection::new(state, header_viewer, peer).run(socket))
