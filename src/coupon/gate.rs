@@ -61,6 +61,10 @@ pub enum CouponGate {
     Redis {
         conn: ConnectionManager,
         prefix: String,
+        /// One rebuild at a time in this process: the first request of a storm that finds the
+        /// gate unbuilt loads the event from the database; the others wait for it instead of
+        /// each loading it again.
+        rebuilding: Arc<Mutex<()>>,
     },
 }
 
@@ -120,6 +124,7 @@ impl CouponGate {
         CouponGate::Redis {
             conn,
             prefix: prefix.to_owned(),
+            rebuilding: Arc::new(Mutex::new(())),
         }
     }
 
@@ -155,10 +160,22 @@ impl CouponGate {
                     Verdict::Proceed { reserved: true }
                 }
             }
-            CouponGate::Redis { conn, prefix } => {
+            CouponGate::Redis {
+                conn,
+                prefix,
+                rebuilding,
+            } => {
                 let keys = keys(prefix, event_id);
                 let mut conn = conn.clone();
                 let mut verdict = run_admit(&mut conn, &keys, user_id).await;
+                let _rebuilding = if verdict == Ok(3) {
+                    let turn = rebuilding.lock().await;
+                    // another request may have rebuilt it while this one waited
+                    verdict = run_admit(&mut conn, &keys, user_id).await;
+                    Some(turn)
+                } else {
+                    None
+                };
                 if verdict == Ok(3) {
                     let Some(snapshot) = snapshot().await else {
                         return Verdict::Proceed { reserved: false };
@@ -223,7 +240,7 @@ impl CouponGate {
                     }
                 }
             }
-            CouponGate::Redis { conn, prefix } => {
+            CouponGate::Redis { conn, prefix, .. } => {
                 let word = match (outcome, reserved) {
                     (Settlement::Issued, _) => return,
                     (Settlement::Exhausted, _) => "exhausted",
