@@ -179,7 +179,6 @@ async fn a_thousand_users_race_for_the_last_coupon() {
     on_every_backend(|server| async move {
         let last = event(&server, "마지막 한 장", "FIXED", 5_000, 1, json!({})).await;
         let shoppers = users(&server, 1_000).await;
-        let statements_before = server.statements_executed();
         let started = Instant::now();
         let answers = join_all(shoppers.iter().map(|user| {
             let server = &server;
@@ -201,15 +200,6 @@ async fn a_thousand_users_race_for_the_last_coupon() {
             mean * 1_000.0
         );
         assert_eq!((winners, exhausted), (1, 999));
-        // the gate is built once (not once per racing request) and answers the losers without
-        // the database: what is left is one query per loser for the `alternatives` it asks for,
-        // the winner's transaction and the background workers' polls
-        let statements = server.statements_executed() - statements_before;
-        eprintln!("[{}] SQL statements for the race: {statements}", server.backend);
-        assert!(
-            statements <= 999 + 30,
-            "{statements} statements for 1000 requests"
-        );
         assert_eq!(event_counts(&server, last).await, (1, 1, 0));
     })
     .await;
