@@ -2,6 +2,7 @@
 # Runs every benchmark scenario of BENCHMARKS.md against a release server on PostgreSQL + Redis on
 # this machine, into bench-results/ (JSON, SVG charts, server log), then the pgbench comparison.
 # Usage: bash loadtest/bench.sh [scenario ...]   (default: all)
+# Scenarios: orders hot-product coupon-storm reads mixed subscribers pgbench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,16 @@ if pick reads; then
     run "reads $q" $LT --database-url "$DB" --out "$OUT/reads-$q.json" reads --query "$q" --concurrency 64 --duration 30
   done
   run "top sellers at 10000/s" $LT --database-url "$DB" --out "$OUT/reads-top-sellers-10k.json" reads --query top-sellers --rate 10000 --duration 30
+fi
+if pick mixed; then
+  # reads measured while orders run at a fixed rate (700/s: below this machine's order capacity)
+  $LT --database-url "$DB" --out "$OUT/mixed-orders.json" orders --users 10000 --products 1000 --rate 500 --duration 90 > "$OUT/mixed-orders.txt" &
+  ORDERS_PID=$!
+  sleep 20
+  run "product while ordering" $LT --out "$OUT/mixed-product.json" reads --query product --rate 500 --duration 25
+  run "balance while ordering" $LT --out "$OUT/mixed-balance.json" reads --query balance --rate 500 --duration 25
+  wait $ORDERS_PID
+  run "the orders meanwhile" cat "$OUT/mixed-orders.txt"
 fi
 if pick subscribers; then
   run "10000 subscribers" $LT --database-url "$DB" --out "$OUT/subscribers.json" subscribers --clients 10000 --server-pid "$SERVER_PID"
