@@ -824,9 +824,16 @@ async fn listing_orders_costs_a_constant_number_of_queries() {
             while server.user(user).data("{ me { orders { totalCount } } }", json!({})).await["me"]["orders"]["totalCount"].as_i64().unwrap() < count {
                 order(&server, "placeOrder", user, &[(products[0], 1), (products[1], 1), (products[2], 1)]).await;
             }
-            let before = server.statements_executed();
-            let data = server.user(user).data(list, json!({ "first": count })).await;
-            cost.push(server.statements_executed() - before);
+            // the cheapest of three listings: the server's background workers (expiry sweep,
+            // ranking refresh) may run a statement during one of them
+            let mut cheapest = u64::MAX;
+            let mut data = Value::Null;
+            for _ in 0..3 {
+                let before = server.statements_executed();
+                data = server.user(user).data(list, json!({ "first": count })).await;
+                cheapest = cheapest.min(server.statements_executed() - before);
+            }
+            cost.push(cheapest);
             let edges = data["me"]["orders"]["edges"].as_array().unwrap();
             assert_eq!(edges.len() as i64, count);
             assert!(edges.iter().all(|e| e["node"]["items"].as_array().unwrap().len() == 3));
