@@ -161,7 +161,7 @@ impl Application {
         let schema = build_schema(
             state.clone(),
             QueryLimits {
-                max_depth: settings.max_query_depth as usize,
+                document: settings.document_limits(),
                 max_complexity: settings.max_query_complexity as usize,
                 disable_introspection: settings.disable_introspection,
             },
@@ -176,6 +176,7 @@ impl Application {
             ),
             limits: HttpLimits {
                 max_body_bytes: settings.max_body_bytes as usize,
+                document: settings.document_limits(),
                 max_batch: settings.max_batch as usize,
                 ws_init_timeout: settings.ws_init_timeout(),
                 ws_max_connections: settings.ws_max_connections,

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::AuthMode;
 use crate::error::AppError;
 
+/// Clock skew forgiven when checking a token's `exp` (and `nbf`): a token expired longer ago than
+/// this is refused.
+pub const JWT_LEEWAY_SECS: u64 = 5;
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
@@ -164,12 +168,11 @@ impl Authenticator {
             .keys
             .as_ref()
             .ok_or(AppError::InvalidCredentials("tokens are not accepted"))?;
-        let data = jsonwebtoken::decode::<Claims>(
-            token.trim(),
-            &keys.1,
-            &Validation::new(Algorithm::HS256),
-        )
-        .map_err(|_| AppError::InvalidCredentials("invalid or expired token"))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = JWT_LEEWAY_SECS;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Claims>(token.trim(), &keys.1, &validation)
+            .map_err(|_| AppError::InvalidCredentials("invalid or expired token"))?;
         let user_id = data
             .claims
             .sub

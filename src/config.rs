@@ -86,13 +86,31 @@ pub struct Settings {
     #[arg(long, env = "MAX_BATCH", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
     pub max_batch: u64,
 
-    /// Deepest accepted query nesting.
-    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=1000), global = true)]
+    /// Deepest accepted field nesting of a query (introspection has its own bound).
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=crate::graphql::limits::MAX_CONFIGURABLE_DEPTH), global = true)]
     pub max_query_depth: u64,
 
-    /// Highest accepted query complexity (1 per field, lists multiplied by their page size).
+    /// Deepest accepted field nesting under `__schema` / `__type` (GraphiQL's and codegen
+    /// tools' standard introspection queries are 13 deep).
+    #[arg(long, env = "MAX_INTROSPECTION_DEPTH", default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=crate::graphql::limits::MAX_CONFIGURABLE_DEPTH), global = true)]
+    pub max_introspection_depth: u64,
+
+    /// Highest accepted query complexity (1 per field, lists multiplied by their page size);
+    /// also the most selections a document may hold once its fragments are expanded.
     #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=1_000_000), global = true)]
     pub max_query_complexity: u64,
+
+    /// Longest accepted GraphQL document, in bytes.
+    #[arg(long, env = "MAX_QUERY_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(64..=10_485_760), global = true)]
+    pub max_query_bytes: u64,
+
+    /// Most lexical tokens (names, punctuation, values) in a GraphQL document.
+    #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=1_000_000), global = true)]
+    pub max_query_tokens: u64,
+
+    /// Most mutation fields in one operation (each one counts against the rate limits).
+    #[arg(long, env = "MAX_MUTATION_FIELDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub max_mutation_fields: u64,
 
     /// Longest time one HTTP request may take, in seconds (then 408).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
@@ -261,7 +279,11 @@ impl Settings {
             max_body_bytes: 1_048_576,
             max_batch: 10,
             max_query_depth: 12,
+            max_introspection_depth: 20,
             max_query_complexity: 2_000,
+            max_query_bytes: 65_536,
+            max_query_tokens: 10_000,
+            max_mutation_fields: 5,
             ws_init_timeout_secs: 10,
             request_timeout_secs: 30,
             rate_limit_user_per_sec: 50,
@@ -338,6 +360,18 @@ impl Settings {
 
     pub fn ranking_refresh(&self) -> Duration {
         Duration::from_millis(self.ranking_refresh_ms)
+    }
+
+    /// The limits on GraphQL documents.
+    pub fn document_limits(&self) -> crate::graphql::limits::DocumentLimits {
+        crate::graphql::limits::DocumentLimits {
+            max_bytes: self.max_query_bytes as usize,
+            max_tokens: self.max_query_tokens as usize,
+            max_selections: self.max_query_complexity as usize,
+            max_depth: self.max_query_depth as usize,
+            max_introspection_depth: self.max_introspection_depth as usize,
+            max_mutation_fields: self.max_mutation_fields as usize,
+        }
     }
 
     pub fn ws_init_timeout(&self) -> Duration {

@@ -212,6 +212,13 @@ impl InvalidInput {
     }
 }
 
+/// A refused argument of a query (no payload to carry a user error): BAD_USER_INPUT.
+impl From<InvalidInput> for AppError {
+    fn from(err: InvalidInput) -> Self {
+        AppError::BadUserInput(err.to_string())
+    }
+}
+
 /// Top-level errors, with their `extensions.code`.
 ///
 /// Deliberately not `Display`: async-graphql would otherwise convert it through its blanket impl
@@ -228,6 +235,10 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// Credentials that name no user (a made-up id, a token of a deleted user).
+    pub const UNKNOWN_USER: AppError =
+        AppError::InvalidCredentials("no user has these credentials");
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(err.into())
     }
@@ -257,13 +268,36 @@ impl AppError {
     }
 }
 
+/// Seconds a client is told to wait before retrying when the database cannot be reached.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        if crate::infra::db::is_unavailable(&err) {
+        AppError::from_database(&err).unwrap_or_else(|| AppError::internal(err))
+    }
+}
+
+/// A database error shared by a DataLoader's waiters.
+impl From<std::sync::Arc<DbErr>> for AppError {
+    fn from(err: std::sync::Arc<DbErr>) -> Self {
+        AppError::from_database(&err).unwrap_or_else(|| AppError::internal(anyhow::anyhow!(err)))
+    }
+}
+
+impl AppError {
+    /// What a database error means for the client when it is not a bug: unavailable (retry), or
+    /// a value no database column can hold (a missing input check, answered as bad input).
+    fn from_database(err: &DbErr) -> Option<AppError> {
+        if crate::infra::db::is_unavailable(err) {
             tracing::warn!(error = %err, "database unavailable");
-            AppError::Unavailable
+            Some(AppError::Unavailable)
+        } else if crate::infra::db::is_unstorable_value(err) {
+            tracing::warn!(error = %err, "a value the database cannot store reached it");
+            Some(AppError::BadUserInput(
+                "a text or number in the request cannot be stored".into(),
+            ))
         } else {
-            AppError::internal(err)
+            None
         }
     }
 }
@@ -274,7 +308,13 @@ impl From<AppError> for async_graphql::Error {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let code = err.code();
-        async_graphql::Error::new(err.message()).extend_with(|_, ext| ext.set("code", code))
+        let retry = matches!(err, AppError::Unavailable);
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if retry {
+                ext.set("retryAfterSeconds", RETRY_AFTER_SECS);
+            }
+        })
     }
 }
 
@@ -319,11 +359,7 @@ impl From<BalanceError> for Failure {
                 "this idempotencyKey was already used with another request",
                 &["input", "idempotencyKey"],
             )),
-            BalanceError::UserNotFound => user(UserError::simple(
-                ErrorCode::NotFound,
-                "the user does not exist",
-                &[],
-            )),
+            BalanceError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
             BalanceError::Db(err) => Failure::App(err.into()),
         }
     }
@@ -411,6 +447,7 @@ impl From<OrderError> for Failure {
                 "this idempotencyKey was already used with another request",
                 &["input", "idempotencyKey"],
             )),
+            OrderError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
             OrderError::Db(err) => Failure::App(err.into()),
         }
     }
@@ -443,6 +480,7 @@ impl From<CouponError> for Failure {
                 format!("coupon event {event_id} is not open: {reason}"),
                 &["input", "eventId"],
             )),
+            CouponError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
             CouponError::Db(err) => Failure::App(err.into()),
         }
     }

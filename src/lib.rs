@@ -32,4 +32,5 @@ pub mod outbox;
 pub mod ranking;
 pub mod seed;
 pub mod state;
+pub mod text;
 pub mod users;

@@ -42,8 +42,9 @@ pub enum BalanceError {
     LimitExceeded { balance: i64, max: i64 },
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
-    #[error("user not found")]
-    UserNotFound,
+    /// The viewer's user does not exist (deleted after their credentials were issued).
+    #[error("no such user")]
+    UnknownUser,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -110,8 +111,7 @@ impl BalanceService {
             idempotency_key,
             "chargeBalance",
             &serde_json::json!({ "amount": amount }),
-        )
-        .map_err(|e| InvalidInput::new("idempotencyKey", e.to_string()))?;
+        )?;
 
         let entry = self
             .db
@@ -158,7 +158,7 @@ impl BalanceService {
             .await?;
         if updated.rows_affected == 0 {
             let refusal = match balance::Entity::find_by_id(user_id).one(&*txn).await? {
-                None => BalanceError::UserNotFound,
+                None => BalanceError::UnknownUser,
                 Some(current) => BalanceError::LimitExceeded {
                     balance: current.amount,
                     max: self.limits.max_balance,

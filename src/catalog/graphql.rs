@@ -79,7 +79,7 @@ impl Product {
             .data_unchecked::<DataLoader<ProductLoader>>()
             .load_one(id)
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            .map_err(AppError::from)?;
         Ok(row.map(Product::from))
     }
 
@@ -91,7 +91,7 @@ impl Product {
             .data_unchecked::<DataLoader<StockLoader>>()
             .load_one(self.product_id)
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            .map_err(AppError::from)?;
         Ok(stock.unwrap_or(0))
     }
 }
@@ -138,6 +138,9 @@ impl CatalogQuery {
         category: Option<String>,
     ) -> async_graphql::Result<IdConnection<Product>> {
         let request = page_request(first, after.as_deref())?;
+        if let Some(category) = &category {
+            crate::text::storable("category", category).map_err(AppError::from)?;
+        }
         let state = ctx.data_unchecked::<AppState>();
         let page = state
             .catalog

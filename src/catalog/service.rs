@@ -19,6 +19,7 @@ use crate::error::InvalidInput;
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::{AttemptError, Database};
 use crate::infra::paging::{Page, PageRequest};
+use crate::text::{free_text, required_text};
 
 /// Most units a product may hold in stock.
 pub const MAX_STOCK: i64 = 1_000_000_000;
@@ -84,12 +85,7 @@ impl NewProduct {
     fn validated(self) -> Result<NewProduct, InvalidInput> {
         let name = required_text("name", &self.name, 200)?;
         let category = required_text("category", &self.category, 100)?;
-        if self.description.chars().count() > 10_000 {
-            return Err(InvalidInput::new(
-                "description",
-                "must be at most 10000 characters",
-            ));
-        }
+        free_text("description", &self.description, 10_000)?;
         if !(0..=MAX_PRICE).contains(&self.price) {
             return Err(InvalidInput::new(
                 "price",
@@ -108,21 +104,6 @@ impl NewProduct {
             ..self
         })
     }
-}
-
-/// A trimmed, non-empty text of at most `max` characters.
-pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, InvalidInput> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(InvalidInput::new(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > max {
-        return Err(InvalidInput::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
 }
 
 impl CatalogService {

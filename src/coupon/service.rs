@@ -10,9 +10,9 @@ use sea_orm::{
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
-use crate::catalog::service::required_text;
 use crate::error::InvalidInput;
-use crate::infra::db::{AttemptError, Database, is_unique_violation};
+use crate::infra::db::{AttemptError, Database, is_foreign_key_violation, is_unique_violation};
+use crate::text::required_text;
 
 pub const PERCENT: &str = "PERCENT";
 pub const FIXED: &str = "FIXED";
@@ -46,6 +46,9 @@ pub enum CouponError {
     AlreadyIssued(i64),
     #[error("coupon event {event_id} is not active: {reason}")]
     NotActive { event_id: i64, reason: &'static str },
+    /// The viewer's user does not exist (deleted after their credentials were issued).
+    #[error("no such user")]
+    UnknownUser,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -316,6 +319,10 @@ impl CouponService {
             Err(err) if is_unique_violation(&err) => {
                 txn.rollback().await?;
                 return Ok(Err(CouponError::AlreadyIssued(event_id)));
+            }
+            Err(err) if is_foreign_key_violation(&err) => {
+                txn.rollback().await?;
+                return Ok(Err(CouponError::UnknownUser));
             }
             Err(err) => return Err(err.into()),
         };

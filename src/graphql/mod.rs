@@ -4,6 +4,7 @@
 //! Each domain contributes its own `Query`/`Mutation`/`Subscription` parts in its `graphql.rs`;
 //! this module only assembles them.
 
+pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod scalars;
@@ -12,12 +13,12 @@ pub mod user;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    ID, MergedObject, MergedSubscription, Schema, SchemaBuilder, ServerError, ServerResult,
-    ValidationResult, Variables,
+    ID, MergedObject, MergedSubscription, Response, Schema, SchemaBuilder, ServerError,
+    ServerResult, ValidationResult, Variables,
 };
 
 use crate::balance::graphql::BalanceMutation;
@@ -28,6 +29,7 @@ use crate::outbox::graphql::{OutboxMutation, OutboxQuery};
 use crate::ranking::graphql::{RankingQuery, RankingSubscription};
 use crate::state::AppState;
 use crate::users::graphql::UsersMutation;
+use limits::{DocumentLimits, DocumentLimitsExtension};
 use user::UserQuery;
 
 #[derive(MergedObject, Default)]
@@ -58,7 +60,9 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// Limits applied to every operation.
 #[derive(Copy, Clone, Debug)]
 pub struct QueryLimits {
-    pub max_depth: usize,
+    /// Size, depth and shape of the document (see [`limits`]).
+    pub document: DocumentLimits,
+    /// Complexity with list fields weighed by their page size (async-graphql's own measure).
     pub max_complexity: usize,
     pub disable_introspection: bool,
 }
@@ -73,12 +77,15 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 
 /// The schema served by the application.
 pub fn build_schema(state: AppState, limits: QueryLimits) -> AppSchema {
+    // depth is judged by `limits` (introspection by its own bound), before async-graphql's
+    // checks, which expand every fragment spread
     let mut schema = builder()
         .data(state)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.document.max_recursion())
         .extension(crate::observability::RequestObserver)
-        .extension(ErrorCodes);
+        .extension(ErrorCodes)
+        .extension(DocumentLimitsExtension(limits.document));
     if limits.disable_introspection {
         schema = schema.disable_introspection().disable_suggestions();
     }
@@ -100,8 +107,10 @@ pub fn parse_id(id: &ID) -> Option<i64> {
     id.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
-/// Gives the errors raised before execution an `extensions.code`: GRAPHQL_PARSE_FAILED,
-/// QUERY_TOO_COMPLEX (complexity or depth limit) or GRAPHQL_VALIDATION_FAILED.
+/// Gives every error an `extensions.code`: GRAPHQL_PARSE_FAILED, QUERY_TOO_COMPLEX,
+/// GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT (a value of the wrong type or out of range, as a
+/// literal or in a variable) or, for anything else without one, INTERNAL_SERVER_ERROR (logged,
+/// its message hidden).
 struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -112,19 +121,15 @@ impl ExtensionFactory for ErrorCodes {
 
 struct ErrorCodesExtension;
 
-/// Codes of a request that failed as a whole, before execution.
-const PRE_EXECUTION_CODES: [&str; 3] = [
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-    "QUERY_TOO_COMPLEX",
-];
-
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
-    let has_code = error
+fn has_code(error: &ServerError) -> bool {
+    error
         .extensions
         .as_ref()
-        .is_some_and(|ext| ext.get("code").is_some());
-    if !has_code {
+        .is_some_and(|ext| ext.get("code").is_some())
+}
+
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    if !has_code(&error) {
         error
             .extensions
             .get_or_insert_with(Default::default)
@@ -133,8 +138,53 @@ fn with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
+/// True for async-graphql's errors about a value that does not fit its type (its
+/// `InputValueError`s and the argument validation rule).
+fn is_coercion_error(error: &ServerError) -> bool {
+    [
+        "Failed to parse \"",
+        "Expected input type \"",
+        "Invalid value for argument",
+    ]
+    .iter()
+    .any(|prefix| error.message.starts_with(prefix))
+}
+
+/// The code of an error that reached the response without one.
+fn fallback_code(error: &ServerError) -> &'static str {
+    if is_coercion_error(error) {
+        "BAD_USER_INPUT"
+    } else if error.path.is_empty() {
+        // about the request as a whole (e.g. an unknown operation name)
+        "GRAPHQL_VALIDATION_FAILED"
+    } else {
+        "INTERNAL_SERVER_ERROR"
+    }
+}
+
+/// Gives every error of a response a code (see [`ErrorCodes`]).
+pub fn complete_error_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        if has_code(error) {
+            continue;
+        }
+        let code = fallback_code(error);
+        if code == "INTERNAL_SERVER_ERROR" {
+            tracing::error!(error = %error.message, path = ?error.path, "internal error");
+            error.message = "internal server error".to_owned();
+        }
+        *error = with_code(std::mem::replace(error, ServerError::new("", None)), code);
+    }
+}
+
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        complete_error_codes(&mut response);
+        response
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -156,10 +206,10 @@ impl Extension for ErrorCodesExtension {
             errors
                 .into_iter()
                 .map(|e| {
-                    let code = if e.message == "Query is too complex."
-                        || e.message == "Query is nested too deep."
-                    {
+                    let code = if e.message == "Query is too complex." {
                         "QUERY_TOO_COMPLEX"
+                    } else if is_coercion_error(&e) {
+                        "BAD_USER_INPUT"
                     } else {
                         "GRAPHQL_VALIDATION_FAILED"
                     };
@@ -190,16 +240,8 @@ pub fn viewer(ctx: &async_graphql::Context<'_>) -> crate::auth::Viewer {
 /// True when the response is a request that failed before execution (parse, validation, limits):
 /// answered 400 over HTTP and with an `error` message over WebSocket.
 pub fn failed_before_execution(response: &async_graphql::Response) -> bool {
+    // errors of execution name the field (`path`); errors of the request as a whole do not
     response.data == async_graphql::Value::Null
-        && response.errors.iter().any(|error| {
-            error
-                .extensions
-                .as_ref()
-                .and_then(|ext| ext.get("code"))
-                .is_some_and(|code| {
-                    PRE_EXECUTION_CODES
-                        .iter()
-                        .any(|c| *code == async_graphql::Value::from(*c))
-                })
-        })
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }

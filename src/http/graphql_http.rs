@@ -22,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::limits::Limited;
-use super::{HttpState, request_id, viewer_from_headers};
+use super::{HttpState, authenticate, request_id};
+use crate::error::{AppError, RETRY_AFTER_SECS};
+use crate::graphql::limits::inspect;
 use crate::graphql::{failed_before_execution, prepare};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -86,6 +88,25 @@ fn refusal(status: StatusCode, code: &str, message: &str, format: ResponseFormat
     response
 }
 
+/// Credentials that cannot be checked now (503, retry) or are wrong (401).
+fn auth_refusal(err: &AppError, format: ResponseFormat) -> Response {
+    match err {
+        AppError::Unavailable => {
+            let mut response = refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                err.code(),
+                &err.message(),
+                format,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+        }
+        _ => refusal(StatusCode::UNAUTHORIZED, err.code(), &err.message(), format),
+    }
+}
+
 fn not_acceptable() -> Response {
     refusal(
         StatusCode::NOT_ACCEPTABLE,
@@ -118,11 +139,9 @@ pub async fn graphql_post(
             format,
         );
     }
-    let viewer = match viewer_from_headers(&state.auth, &headers) {
+    let viewer = match authenticate(&state, &headers).await {
         Ok(viewer) => viewer,
-        Err(err) => {
-            return refusal(StatusCode::UNAUTHORIZED, err.code(), &err.message(), format);
-        }
+        Err(err) => return auth_refusal(&err, format),
     };
     // decided by the first byte: serde would read `[]` as a single request with no query
     let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -147,11 +166,16 @@ pub async fn graphql_post(
         );
         return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
     }
-    let mutations = batch.iter().filter(|request| is_mutation(request)).count();
-    for _ in 0..mutations {
-        if let Err(limited) = state.mutation_limits.check(viewer.user_id, Some(peer.ip())) {
-            return rate_limited(limited, format);
-        }
+    let mut batch = batch;
+    let mutations: usize = batch
+        .iter_mut()
+        .map(|request| inspect(request, &state.limits.document).mutation_fields)
+        .sum();
+    if let Err(limited) = state
+        .mutation_limits
+        .check(viewer.user_id, Some(peer.ip()), mutations)
+    {
+        return rate_limited(limited, format);
     }
     let request_id = request_id(&headers);
     let prepared = |request: Request| prepare(request, viewer, &state.app).data(request_id.clone());
@@ -170,20 +194,19 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
     let Some(format) = ResponseFormat::negotiate(&parts.headers) else {
         return not_acceptable();
     };
-    let viewer = match viewer_from_headers(&state.auth, &parts.headers) {
+    let viewer = match authenticate(&state, &parts.headers).await {
         Ok(viewer) => viewer,
-        Err(err) => {
-            return refusal(StatusCode::UNAUTHORIZED, err.code(), &err.message(), format);
-        }
+        Err(err) => return auth_refusal(&err, format),
     };
-    let request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or("")) {
+    let mut request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or(""))
+    {
         Ok(request) => request,
         Err(err) => {
             let message = format!("the URL does not carry a GraphQL request: {err}");
             return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
         }
     };
-    if is_mutation(&request) {
+    if inspect(&mut request, &state.limits.document).operation == Some(OperationType::Mutation) {
         let mut response = refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -216,25 +239,6 @@ fn rate_limited(limited: Limited, format: ResponseFormat) -> Response {
     );
     headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
-}
-
-/// True when the operation the request selects is a mutation (an unparsable query is not: its
-/// execution reports the parse error). Queries without the word are not parsed here.
-pub fn is_mutation(request: &Request) -> bool {
-    if !request.query.contains("mutation") {
-        return false;
-    }
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
-    document.operations.iter().any(|(name, operation)| {
-        let selected = match (&request.operation_name, name) {
-            (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
-        selected && operation.node.ty == OperationType::Mutation
-    })
 }
 
 fn respond(response: BatchResponse, format: ResponseFormat) -> Response {

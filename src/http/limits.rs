@@ -1,8 +1,10 @@
-//! Rate limits on mutations: per user and per client IP, token buckets (governor). A refused
-//! request gets HTTP 429, `Retry-After`, and a RATE_LIMITED error with `retryAfterSeconds`.
+//! Rate limits on mutations: per user and per client IP, token buckets (governor). Every mutation
+//! field counts (an operation with three aliased mutations takes three tokens). A refused request
+//! gets HTTP 429, `Retry-After`, and a RATE_LIMITED error with `retryAfterSeconds`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -48,8 +50,16 @@ impl MutationLimits {
         }
     }
 
-    /// Takes one mutation from the user's and the IP's buckets.
-    pub fn check(&self, user_id: Option<i64>, ip: Option<IpAddr>) -> Result<(), Limited> {
+    /// Takes `mutations` tokens from the IP's bucket, then from the user's.
+    pub fn check(
+        &self,
+        user_id: Option<i64>,
+        ip: Option<IpAddr>,
+        mutations: usize,
+    ) -> Result<(), Limited> {
+        let Some(cells) = NonZeroU32::new(u32::try_from(mutations).unwrap_or(u32::MAX)) else {
+            return Ok(());
+        };
         if self.checks.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
             if let Some(limiter) = &self.per_user {
                 limiter.retain_recent();
@@ -58,19 +68,33 @@ impl MutationLimits {
                 limiter.retain_recent();
             }
         }
-        let now = DefaultClock::default().now();
         if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
-            limiter.check_key(&ip).map_err(|not_until| Limited {
-                scope: "ip",
-                retry_after: not_until.wait_time_from(now),
-            })?;
+            take(limiter, &ip, cells, "ip")?;
         }
         if let (Some(limiter), Some(user)) = (&self.per_user, user_id) {
-            limiter.check_key(&user).map_err(|not_until| Limited {
-                scope: "user",
-                retry_after: not_until.wait_time_from(now),
-            })?;
+            take(limiter, &user, cells, "user")?;
         }
         Ok(())
+    }
+}
+
+fn take<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+    cells: NonZeroU32,
+    scope: &'static str,
+) -> Result<(), Limited> {
+    let now = DefaultClock::default().now();
+    match limiter.check_key_n(key, cells) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => Err(Limited {
+            scope,
+            retry_after: not_until.wait_time_from(now),
+        }),
+        // more at once than the bucket ever holds: never admitted, whenever it comes back
+        Err(_) => Err(Limited {
+            scope,
+            retry_after: Duration::from_secs(60),
+        }),
     }
 }

@@ -56,6 +56,8 @@ pub struct HttpState {
 #[derive(Copy, Clone, Debug)]
 pub struct HttpLimits {
     pub max_body_bytes: usize,
+    /// The limits on GraphQL documents, also checked here to count mutations before execution.
+    pub document: crate::graphql::limits::DocumentLimits,
     pub max_batch: usize,
     pub ws_init_timeout: Duration,
     pub ws_max_connections: u64,
@@ -142,7 +144,28 @@ fn graphiql_page(mode: AuthMode) -> String {
         )
 }
 
-/// Authenticates from HTTP headers.
+/// Authenticates from HTTP headers, then checks that the user exists.
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Viewer, AppError> {
+    let viewer = viewer_from_headers(&state.auth, headers)?;
+    existing(state, viewer).await
+}
+
+/// The viewer, once its user is known to exist: a customer's credentials naming no user are
+/// wrong credentials (a token of a deleted user, a made-up `x-user-id`). An administrator's are
+/// the operator's and may name none (the first one sets up an empty database); what they do as
+/// a user is checked by the use case.
+async fn existing(state: &HttpState, viewer: Viewer) -> Result<Viewer, AppError> {
+    let Some(user_id) = viewer.user_id.filter(|_| !viewer.is_admin()) else {
+        return Ok(viewer);
+    };
+    match state.app.users.exists(user_id).await {
+        Ok(true) => Ok(viewer),
+        Ok(false) => Err(AppError::UNKNOWN_USER),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Authenticates from HTTP headers (the user is not looked up).
 fn viewer_from_headers(auth: &Authenticator, headers: &HeaderMap) -> Result<Viewer, AppError> {
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     auth.authenticate(&Credentials {

@@ -33,10 +33,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::graphql_http::is_mutation;
-use super::{HttpState, viewer_from_headers};
+use super::{HttpState, existing, viewer_from_headers};
 use crate::auth::{Credentials, Viewer};
-use crate::graphql::{failed_before_execution, prepare};
+use crate::error::AppError;
+use crate::graphql::limits::inspect;
+use crate::graphql::{complete_error_codes, failed_before_execution, prepare};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Read buffer of one WebSocket connection (messages are small; a larger one grows as needed).
@@ -114,6 +115,8 @@ pub fn upgrade(
 
 struct Connection {
     state: Arc<HttpState>,
+    /// The viewer of the upgrade request's headers (used when `connection_init` carries no
+    /// credentials); `None` when those headers' credentials are wrong.
     header_viewer: Option<Viewer>,
     peer: Option<IpAddr>,
     viewer: Option<Viewer>,
@@ -206,9 +209,7 @@ impl Connection {
                 if self.viewer.is_some() {
                     return Err(Some(Close(4429, "Too many initialisation requests")));
                 }
-                let viewer = self
-                    .authenticate(payload.as_ref())
-                    .ok_or(Some(Close(4403, "Forbidden")))?;
+                let viewer = self.authenticate(payload.as_ref()).await?;
                 self.viewer = Some(viewer);
                 send(socket, json!({ "type": "connection_ack" })).await
             }
@@ -227,16 +228,16 @@ impl Connection {
                 if self.running.contains_key(&id) {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
+                let mut payload = payload;
+                let mutations = inspect(&mut payload, &self.state.limits.document).mutation_fields;
                 let refusal = if self.running.len() >= self.state.limits.ws_max_subscriptions {
                     Some("too many operations on this connection".to_owned())
-                } else if is_mutation(&payload) {
+                } else {
                     self.state
                         .mutation_limits
-                        .check(viewer.user_id, self.peer)
+                        .check(viewer.user_id, self.peer, mutations)
                         .err()
                         .map(|limited| format!("too many mutations from this {}", limited.scope))
-                } else {
-                    None
                 };
                 if let Some(message) = refusal {
                     let error = json!({ "type": "error", "id": id, "payload": [{
@@ -261,8 +262,9 @@ impl Connection {
         }
     }
 
-    /// The viewer for a `connection_init` payload; `None` when its credentials are wrong.
-    fn authenticate(&self, payload: Option<&Value>) -> Option<Viewer> {
+    /// The viewer for a `connection_init` payload (else the upgrade request's headers); wrong
+    /// credentials, or credentials of a user that does not exist, close with 4403.
+    async fn authenticate(&self, payload: Option<&Value>) -> Result<Viewer, Option<Close>> {
         let entry = |name: &str| {
             payload
                 .and_then(Value::as_object)
@@ -281,10 +283,21 @@ impl Connection {
         let has_credentials = credentials.authorization.is_some()
             || credentials.user_id.is_some()
             || credentials.role.is_some();
-        if has_credentials {
-            self.state.auth.authenticate(&credentials).ok()
+        let viewer = if has_credentials {
+            self.state.auth.authenticate(&credentials)
         } else {
-            Some(self.header_viewer.unwrap_or(Viewer::ANONYMOUS))
+            self.header_viewer.ok_or(AppError::InvalidCredentials(
+                "wrong credentials in the upgrade request",
+            ))
+        };
+        let viewer = match viewer {
+            Ok(viewer) => existing(&self.state, viewer).await,
+            Err(err) => Err(err),
+        };
+        match viewer {
+            Ok(viewer) => Ok(viewer),
+            Err(AppError::Unavailable) => Err(Some(Close(1013, "Try again later"))),
+            Err(_) => Err(Some(Close(4403, "Forbidden"))),
         }
     }
 }
@@ -324,7 +337,8 @@ async fn execute(
     let _active = ActiveOperation::start();
     let mut stream = state.schema.execute_stream(request);
     let mut first = true;
-    while let Some(response) = stream.next().await {
+    while let Some(mut response) = stream.next().await {
+        complete_error_codes(&mut response);
         if first && failed_before_execution(&response) {
             let _ = outbound.send(Outbound::Error(id, response)).await;
             return;

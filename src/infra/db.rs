@@ -234,20 +234,71 @@ pub fn is_transient(err: &DbErr) -> bool {
     )
 }
 
-/// True when the database cannot be reached (down, restarting, pool exhausted): worth a retry
-/// by the client later, not a bug.
+/// True when the database cannot be reached (down, restarting, shutting down, out of
+/// connections, pool exhausted): worth a retry by the client later, not a bug.
 pub fn is_unavailable(err: &DbErr) -> bool {
     let runtime = match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
         DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
         _ => return false,
     };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db_err) => {
+            if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // 1040 too many connections, 1053 server shutdown, 1077 normal shutdown,
+                // 1927 connection killed, 2006 gone away, 2013 lost connection
+                return matches!(mysql.number(), 1040 | 1053 | 1077 | 1927 | 2006 | 2013);
+            }
+            // PostgreSQL: class 08 (connection exception), 53300 too many connections, 57P01
+            // admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now
+            db_err.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
+            })
+        }
+        _ => false,
+    }
+}
+
+/// True when the database refused a value it cannot store: text it cannot encode (NUL in
+/// PostgreSQL), a number out of its column's range. Inputs are checked before they get here;
+/// this is the backstop that keeps a missed check from being answered as an internal error.
+pub fn is_unstorable_value(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    let Some(db_err) = sqlx_err.as_database_error() else {
+        return false;
+    };
+    if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // 1264 out of range, 1366 incorrect string value, 1406 data too long
+        return matches!(mysql.number(), 1264 | 1366 | 1406);
+    }
+    // PostgreSQL: 22001 string too long, 22003 numeric out of range, 22021 character not in
+    // repertoire (NUL), 22P05 untranslatable character
     matches!(
-        runtime,
-        RuntimeErr::SqlxError(sqlx_err) if matches!(
-            sqlx_err.as_ref(),
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-        )
+        db_err.code().as_deref(),
+        Some("22001" | "22003" | "22021" | "22P05")
+    )
+}
+
+/// True when the error is a violated foreign key (a row naming one that does not exist).
+pub fn is_foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
     )
 }
 

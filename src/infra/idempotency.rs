@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::db::{AttemptError, is_unique_violation};
+use crate::error::InvalidInput;
 
 /// Longest accepted key.
 pub const MAX_KEY_LEN: usize = 200;
@@ -27,11 +28,6 @@ pub struct IdempotentRequest {
     pub operation: &'static str,
     pub request_hash: String,
 }
-
-/// A key that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("idempotencyKey must be 1 to {MAX_KEY_LEN} characters")]
-pub struct InvalidKey;
 
 /// What an earlier use of the key says about this request.
 #[derive(Debug)]
@@ -51,10 +47,19 @@ impl IdempotentRequest {
         key: Option<&str>,
         operation: &'static str,
         request: &impl Serialize,
-    ) -> Result<Option<Self>, InvalidKey> {
+    ) -> Result<Option<Self>, InvalidInput> {
         let Some(key) = key else { return Ok(None) };
         if key.trim().is_empty() || key.chars().count() > MAX_KEY_LEN {
-            return Err(InvalidKey);
+            return Err(InvalidInput::new(
+                "idempotencyKey",
+                format!("must be 1 to {MAX_KEY_LEN} characters"),
+            ));
+        }
+        if key.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "idempotencyKey",
+                "must not contain control characters (NUL, line breaks, tabs)",
+            ));
         }
         let canonical = serde_json::to_vec(request).unwrap_or_default();
         Ok(Some(Self {

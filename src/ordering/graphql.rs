@@ -107,7 +107,7 @@ impl Order {
             .data_unchecked::<DataLoader<OrderItemsLoader>>()
             .load_one(self.order_id)
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            .map_err(AppError::from)?;
         Ok(items
             .unwrap_or_default()
             .into_iter()
@@ -121,7 +121,7 @@ impl Order {
             .data_unchecked::<DataLoader<PaymentLoader>>()
             .load_one(self.order_id)
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            .map_err(AppError::from)?;
         Ok(payment.map(PaymentInfo::from))
     }
 }

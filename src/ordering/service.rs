@@ -91,6 +91,9 @@ pub enum OrderError {
     CouponNotUsable(String),
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
+    /// The viewer's user does not exist (deleted after their credentials were issued).
+    #[error("no such user")]
+    UnknownUser,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -362,7 +365,10 @@ impl OrderingService {
         };
         let discount = coupon.map_or(0, |c| c.discount);
         let total = subtotal - discount;
-        let balance = lock_balance(&*txn, user_id).await?;
+        let Some(balance) = lock_balance(&*txn, user_id).await? else {
+            txn.rollback().await?;
+            return Ok(Err(OrderError::UnknownUser));
+        };
         if balance < total {
             txn.rollback().await?;
             return Ok(Err(OrderError::InsufficientBalance {
@@ -451,14 +457,15 @@ impl OrderingService {
         idempotency: Option<&IdempotentRequest>,
     ) -> Attempt {
         let txn = self.db.begin_write().await?;
-        if let Some(replayed) = replay(&*txn, idempotency).await? {
-            txn.rollback().await?;
-            return Ok(replayed);
-        }
         let Some(order) = lock_order(&*txn, order_id, Some(user_id)).await? else {
             txn.rollback().await?;
             return Ok(Err(OrderError::OrderNotFound));
         };
+        // looked up under the order's lock: a repeat that waited for it finds the first result
+        if let Some(replayed) = replay(&*txn, idempotency).await? {
+            txn.rollback().await?;
+            return Ok(replayed);
+        }
         if order.status != status::PENDING {
             txn.rollback().await?;
             return Ok(Err(OrderError::InvalidState {
@@ -482,7 +489,10 @@ impl OrderingService {
             }));
         }
         let items = load_items(&*txn, order_id).await?;
-        let balance = lock_balance(&*txn, user_id).await?;
+        let Some(balance) = lock_balance(&*txn, user_id).await? else {
+            txn.rollback().await?;
+            return Ok(Err(OrderError::UnknownUser));
+        };
         if balance < order.total {
             txn.rollback().await?;
             return Ok(Err(OrderError::InsufficientBalance {
@@ -514,14 +524,15 @@ impl OrderingService {
         idempotency: Option<&IdempotentRequest>,
     ) -> Attempt {
         let txn = self.db.begin_write().await?;
-        if let Some(replayed) = replay(&*txn, idempotency).await? {
-            txn.rollback().await?;
-            return Ok(replayed);
-        }
         let Some(order) = lock_order(&*txn, order_id, user_id).await? else {
             txn.rollback().await?;
             return Ok(Err(OrderError::OrderNotFound));
         };
+        // looked up under the order's lock: a repeat that waited for it finds the first result
+        if let Some(replayed) = replay(&*txn, idempotency).await? {
+            txn.rollback().await?;
+            return Ok(replayed);
+        }
         let now = Utc::now();
         let refunded = order.status == status::COMPLETED;
         let stock = match order.status.as_str() {
@@ -651,7 +662,9 @@ impl OrderingService {
         if let Some(coupon_id) = order.user_coupon_id {
             coupons::release(conn, coupon_id).await?;
         }
-        let balance = lock_balance(conn, order.user_id).await?;
+        let balance = lock_balance(conn, order.user_id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("balance of user {}", order.user_id)))?;
         balance::Entity::update_many()
             .col_expr(
                 balance::Column::Amount,
@@ -704,8 +717,7 @@ fn idempotent(
     operation: &'static str,
     request: &impl Serialize,
 ) -> Result<Option<IdempotentRequest>, OrderError> {
-    IdempotentRequest::new(user_id, key, operation, request)
-        .map_err(|e| InvalidInput::new("idempotencyKey", e.to_string()).into())
+    Ok(IdempotentRequest::new(user_id, key, operation, request)?)
 }
 
 /// Ends a successful attempt: stores the idempotent result, commits, and returns the order as
@@ -778,14 +790,13 @@ fn line_problems(lines: &[OrderLine], products: &HashMap<i64, product::Model>) -
         .collect()
 }
 
-/// Locks the user's balance row; returns the amount.
-async fn lock_balance(conn: &impl ConnectionTrait, user_id: i64) -> Result<i64, DbErr> {
-    balance::Entity::find_by_id(user_id)
+/// Locks the user's balance row; returns the amount (`None`: no such user).
+async fn lock_balance(conn: &impl ConnectionTrait, user_id: i64) -> Result<Option<i64>, DbErr> {
+    Ok(balance::Entity::find_by_id(user_id)
         .lock_exclusive()
         .one(conn)
         .await?
-        .map(|b| b.amount)
-        .ok_or_else(|| DbErr::RecordNotFound(format!("balance of user {user_id}")))
+        .map(|b| b.amount))
 }
 
 /// Locks an order row; `None` when it does not exist or belongs to someone else.

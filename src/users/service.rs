@@ -1,17 +1,26 @@
-//! User use cases: look-up and admin creation (the user and an empty balance, in one transaction).
+//! User use cases: look-up, the check that credentials name an existing user, and admin creation
+//! (the user and an empty balance, in one transaction).
+
+use std::time::Duration;
 
 use chrono::Utc;
 use entity::{balance, user};
-use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, QuerySelect, Set};
 
 use crate::auth::Role;
-use crate::catalog::service::required_text;
 use crate::error::InvalidInput;
 use crate::infra::db::{AttemptError, Database};
+use crate::text::required_text;
+
+/// Users remembered as existing (the application never deletes one; an operator may, by SQL:
+/// then the domains' own checks answer until the entry ages out).
+const KNOWN_USERS: u64 = 200_000;
+const KNOWN_FOR: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 pub struct UserService {
     db: Database,
+    known: moka::sync::Cache<i64, ()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,11 +33,34 @@ pub enum UserAdminError {
 
 impl UserService {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            known: moka::sync::Cache::builder()
+                .max_capacity(KNOWN_USERS)
+                .time_to_live(KNOWN_FOR)
+                .build(),
+        }
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<user::Model>, DbErr> {
         user::Entity::find_by_id(id).one(self.db.conn()).await
+    }
+
+    /// True when the user exists (remembered for a while, so a busy user costs no query).
+    pub async fn exists(&self, id: i64) -> Result<bool, DbErr> {
+        if self.known.contains_key(&id) {
+            return Ok(true);
+        }
+        let found: Option<i64> = user::Entity::find_by_id(id)
+            .select_only()
+            .column(user::Column::Id)
+            .into_tuple()
+            .one(self.db.conn())
+            .await?;
+        if found.is_some() {
+            self.known.insert(id, ());
+        }
+        Ok(found.is_some())
     }
 
     /// Creates a user with a zero balance.

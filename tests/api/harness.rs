@@ -644,6 +644,10 @@ impl ServerProcess {
                 "OUTBOX_POLL_MS".to_owned(),
                 settings.outbox_poll_ms.to_string(),
             ),
+            (
+                "RATE_LIMIT_USER_PER_SEC".to_owned(),
+                settings.rate_limit_user_per_sec.to_string(),
+            ),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
         if let Some(url) = &settings.redis_url {
@@ -683,6 +687,24 @@ impl ServerProcess {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("the server process did not come up at {}", self.base);
+    }
+
+    /// The process's resident memory, in KiB (from `/proc`).
+    pub fn resident_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("the process runs").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// SIGKILL: no shutdown, no flush, nothing.
@@ -798,6 +820,26 @@ impl PrivatePostgres {
             ],
             false,
         );
+    }
+
+    /// Stops as an operator's restart does (`-m fast`): sessions are terminated (57P01) and
+    /// their transactions rolled back; then starts again.
+    pub async fn restart(&self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.dir.join("data");
+        self.as_postgres(
+            &[
+                pg_ctl.to_str().unwrap(),
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+            false,
+        );
+        self.resume().await;
     }
 
     /// Stops at once, like a crash (`-m immediate`).

@@ -9,6 +9,8 @@ mod balance;
 mod catalog;
 mod coupons;
 mod faults;
+mod fuzz;
+mod hostile;
 mod operations;
 mod orders;
 mod outbox;

@@ -12,7 +12,8 @@ async fn stock_changes_are_pushed_to_subscribers() {
     on_every_backend(|server| async move {
         let product = server.create_product("웹캠", "카메라", 30_000, 3).await;
         let other = server.create_product("이어폰", "오디오", 30_000, 3).await;
-        let mut socket = initialised(&server, json!({ "x-user-id": "1" })).await;
+        let shopper = server.create_user("구독자").await;
+        let mut socket = initialised(&server, json!({ "x-user-id": shopper.to_string() })).await;
         send(&mut socket, json!({ "type": "ping" })).await;
         assert_eq!(receive(&mut socket).await["type"], json!("pong"));
         send(
