@@ -23,6 +23,7 @@ use crate::http::limits::MutationLimits;
 use crate::http::{HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
+use crate::ordering::announce::Announcer;
 use crate::ordering::service::{OrderSettings, OrderingService};
 use crate::outbox::breaker::CircuitBreaker;
 use crate::outbox::relay::{OutboxSignal, Relay};
@@ -118,13 +119,12 @@ impl Application {
         let outbox = OutboxService::new(db.clone(), breaker, deliveries.clone());
         let ordering = OrderingService::new(
             db.clone(),
-            bus.clone(),
-            ranking.sales_signal(),
-            deliveries,
+            Announcer::new(bus.clone(), ranking.sales_signal(), deliveries),
             OrderSettings {
                 pending_ttl: settings.order_ttl(),
                 time_zone: settings.time_zone,
             },
+            settings.order_batches(),
         );
         workers.spawn(crate::ordering::expiry::run(
             ordering.clone(),

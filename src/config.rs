@@ -174,6 +174,19 @@ pub struct Settings {
     #[arg(long, env = "ORDER_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800), global = true)]
     pub order_ttl_secs: u64,
 
+    /// Most orders and payments applied in one transaction by the order writer.
+    #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub order_batch_max: u64,
+
+    /// How long a writer with a part-full batch waits for more orders, in microseconds (0: it
+    /// never waits; a batch is whatever arrived while the previous one ran).
+    #[arg(long, env = "ORDER_BATCH_LINGER_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000), global = true)]
+    pub order_batch_linger_us: u64,
+
+    /// Order writer tasks (transactions of orders running at once on this instance).
+    #[arg(long, env = "ORDER_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub order_writers: u64,
+
     /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
     #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
     pub order_expiry_sweep_ms: u64,
@@ -297,6 +310,9 @@ impl Settings {
             max_charge_amount: 10_000_000,
             max_balance: 1_000_000_000,
             order_ttl_secs: 600,
+            order_batch_max: 64,
+            order_batch_linger_us: 0,
+            order_writers: 2,
             order_expiry_sweep_ms: 1_000,
             ranking_refresh_ms: 500,
             data_platform_url: None,
@@ -337,6 +353,15 @@ impl Settings {
 
     pub fn order_ttl(&self) -> Duration {
         Duration::from_secs(self.order_ttl_secs)
+    }
+
+    /// How the order writer batches.
+    pub fn order_batches(&self) -> crate::ordering::writer::BatchSettings {
+        crate::ordering::writer::BatchSettings {
+            writers: self.order_writers as usize,
+            max: self.order_batch_max as usize,
+            linger: Duration::from_micros(self.order_batch_linger_us),
+        }
     }
 
     pub fn order_expiry_sweep(&self) -> Duration {

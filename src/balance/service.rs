@@ -4,22 +4,34 @@
 
 use chrono::Utc;
 use entity::{balance, balance_ledger};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{self, Movement};
 use crate::error::InvalidInput;
 use crate::infra::db::{AttemptError, Database};
 use crate::infra::idempotency::{IdempotentRequest, Lookup};
 use crate::infra::paging::{Page, PageRequest};
 
-/// Kinds of ledger entries.
-pub const CHARGE: &str = "CHARGE";
-pub const PAYMENT: &str = "PAYMENT";
-pub const REFUND: &str = "REFUND";
+/// What moved a balance, as stored in the ledger's `kind`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    Charge,
+    Payment,
+    Refund,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Charge => "CHARGE",
+            LedgerKind::Payment => "PAYMENT",
+            LedgerKind::Refund => "REFUND",
+        }
+    }
+}
 
 /// Limits on charges, from the settings.
 #[derive(Copy, Clone, Debug)]
@@ -145,33 +157,29 @@ impl BalanceService {
                 }
             }
         }
-        let now = Utc::now();
-        let updated = balance::Entity::update_many()
-            .col_expr(
-                balance::Column::Amount,
-                Expr::col(balance::Column::Amount).add(amount),
-            )
-            .col_expr(balance::Column::UpdatedAt, Expr::value(now))
-            .filter(balance::Column::UserId.eq(user_id))
-            .filter(balance::Column::Amount.lte(self.limits.max_balance - amount))
-            .exec(&*txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            let refusal = match balance::Entity::find_by_id(user_id).one(&*txn).await? {
-                None => BalanceError::UnknownUser,
-                Some(current) => BalanceError::LimitExceeded {
-                    balance: current.amount,
-                    max: self.limits.max_balance,
-                },
-            };
-            txn.rollback().await?;
-            return Ok(Err(refusal));
-        }
-        let balance_after = balance::Entity::find_by_id(user_id)
-            .one(&*txn)
+        let Some(balance) = accounts::lock(&*txn, [user_id])
             .await?
-            .map_or(amount, |b| b.amount);
-        let entry = append_ledger(&*txn, user_id, CHARGE, amount, balance_after, None).await?;
+            .get(&user_id)
+            .copied()
+        else {
+            txn.rollback().await?;
+            return Ok(Err(BalanceError::UnknownUser));
+        };
+        if balance > self.limits.max_balance - amount {
+            txn.rollback().await?;
+            return Ok(Err(BalanceError::LimitExceeded {
+                balance,
+                max: self.limits.max_balance,
+            }));
+        }
+        let charge = Movement {
+            user_id,
+            kind: LedgerKind::Charge,
+            amount,
+            balance_after: balance + amount,
+            order_id: None,
+        };
+        let entry = accounts::apply_one(&*txn, charge, Utc::now()).await?;
         if let Some(request) = idempotency {
             request
                 .record(
@@ -185,26 +193,4 @@ impl BalanceService {
         txn.commit().await?;
         Ok(Ok(entry))
     }
-}
-
-/// Writes the ledger row of a movement that was just applied to the (locked) balance row.
-pub async fn append_ledger(
-    conn: &impl ConnectionTrait,
-    user_id: i64,
-    kind: &str,
-    amount: i64,
-    balance_after: i64,
-    order_id: Option<i64>,
-) -> Result<balance_ledger::Model, DbErr> {
-    balance_ledger::ActiveModel {
-        user_id: Set(user_id),
-        kind: Set(kind.to_owned()),
-        amount: Set(amount),
-        balance_after: Set(balance_after),
-        order_id: Set(order_id),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(conn)
-    .await
 }

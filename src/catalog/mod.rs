@@ -2,3 +2,4 @@
 
 pub mod graphql;
 pub mod service;
+pub mod stock;

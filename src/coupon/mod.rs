@@ -7,4 +7,5 @@
 
 pub mod gate;
 pub mod graphql;
+pub mod redemption;
 pub mod service;

@@ -5,8 +5,7 @@ use chrono::{DateTime, Days, Utc};
 use entity::{coupon_event, user_coupon};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
@@ -66,17 +65,6 @@ pub struct NewCouponEvent {
     pub valid_until: Option<DateTime<Utc>>,
     pub min_order_amount: i64,
 }
-
-/// A coupon applied to an order: what it takes off the subtotal.
-#[derive(Copy, Clone, Debug)]
-pub struct AppliedCoupon {
-    pub coupon_id: i64,
-    pub discount: i64,
-}
-
-/// Why a coupon cannot pay part of an order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotUsable(pub String);
 
 impl CouponService {
     pub fn new(db: Database, gate: CouponGate) -> Self {
@@ -354,96 +342,6 @@ impl CouponService {
         events.truncate(5);
         Ok(events)
     }
-}
-
-/// Locks the user's coupon and checks it can pay part of an order of `subtotal` won; the discount
-/// it gives (PERCENT rounds down to the won; FIXED never exceeds the subtotal).
-pub async fn apply(
-    conn: &impl ConnectionTrait,
-    user_id: i64,
-    coupon_id: i64,
-    subtotal: i64,
-    now: DateTime<Utc>,
-) -> Result<Result<AppliedCoupon, NotUsable>, DbErr> {
-    let coupon = user_coupon::Entity::find_by_id(coupon_id)
-        .lock_exclusive()
-        .one(conn)
-        .await?;
-    let Some(coupon) = coupon.filter(|c| c.user_id == user_id) else {
-        return Ok(Err(NotUsable("no such coupon among yours".into())));
-    };
-    match coupon.status.as_str() {
-        status::AVAILABLE if coupon.expires_at <= now => {
-            return Ok(Err(NotUsable("the coupon has expired".into())));
-        }
-        status::AVAILABLE => {}
-        status::RESERVED => {
-            return Ok(Err(NotUsable(
-                "the coupon is held by a pending order".into(),
-            )));
-        }
-        _ => return Ok(Err(NotUsable("the coupon was already used".into()))),
-    }
-    let event = coupon_event::Entity::find_by_id(coupon.event_id)
-        .one(conn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("coupon event {}", coupon.event_id)))?;
-    if subtotal < event.min_order_amount {
-        return Ok(Err(NotUsable(format!(
-            "the order total of {subtotal} won is below the coupon's minimum of {} won",
-            event.min_order_amount
-        ))));
-    }
-    let discount = if event.discount_type == PERCENT {
-        subtotal * event.discount_value / 100
-    } else {
-        std::cmp::min(event.discount_value, subtotal)
-    };
-    Ok(Ok(AppliedCoupon {
-        coupon_id,
-        discount,
-    }))
-}
-
-/// Marks a (locked) coupon RESERVED by a pending order or USED by a paid one.
-pub async fn hold(
-    conn: &impl ConnectionTrait,
-    coupon_id: i64,
-    order_id: i64,
-    used_at: Option<DateTime<Utc>>,
-) -> Result<(), DbErr> {
-    let new_status = if used_at.is_some() {
-        status::USED
-    } else {
-        status::RESERVED
-    };
-    user_coupon::Entity::update_many()
-        .col_expr(user_coupon::Column::Status, Expr::value(new_status))
-        .col_expr(user_coupon::Column::OrderId, Expr::value(order_id))
-        .col_expr(user_coupon::Column::UsedAt, Expr::value(used_at))
-        .filter(user_coupon::Column::Id.eq(coupon_id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-/// Gives a coupon back to its owner (order cancelled, expired or refunded): AVAILABLE again.
-/// An expired coupon stays unusable because its `expires_at` has passed.
-pub async fn release(conn: &impl ConnectionTrait, coupon_id: i64) -> Result<(), DbErr> {
-    user_coupon::Entity::update_many()
-        .col_expr(user_coupon::Column::Status, Expr::value(status::AVAILABLE))
-        .col_expr(
-            user_coupon::Column::OrderId,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            user_coupon::Column::UsedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(user_coupon::Column::Id.eq(coupon_id))
-        .exec(conn)
-        .await?;
-    Ok(())
 }
 
 /// The status a client sees: AVAILABLE past its expiry reads as EXPIRED.

@@ -7,9 +7,9 @@
 
 use chrono::Utc;
 use entity::idempotency_key;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
-};
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -80,7 +80,15 @@ impl IdempotentRequest {
             .filter(idempotency_key::Column::IdemKey.eq(self.key.as_str()))
             .one(conn)
             .await?;
-        Ok(match found {
+        self.judge(found.as_ref())
+    }
+
+    /// What the stored row of this key (if any) says about this request.
+    pub fn judge<R: DeserializeOwned>(
+        &self,
+        stored: Option<&idempotency_key::Model>,
+    ) -> Result<Lookup<R>, DbErr> {
+        Ok(match stored {
             None => Lookup::New,
             Some(row)
                 if row.operation == self.operation && row.request_hash == self.request_hash =>
@@ -93,26 +101,82 @@ impl IdempotentRequest {
         })
     }
 
+    /// True when `other` is this same request (same key, operation and input).
+    pub fn same_as(&self, other: &IdempotentRequest) -> bool {
+        self.operation == other.operation && self.request_hash == other.request_hash
+    }
+
     /// Stores the result in the transaction of the effect; a concurrent twin makes it `Contended`.
     pub async fn record(
         &self,
         conn: &impl ConnectionTrait,
         response: &impl Serialize,
     ) -> Result<(), AttemptError> {
-        let row = idempotency_key::ActiveModel {
+        record_many(
+            conn,
+            &[(self, serde_json::to_string(response).unwrap_or_default())],
+        )
+        .await
+    }
+
+    fn row(&self, response: String) -> idempotency_key::ActiveModel {
+        idempotency_key::ActiveModel {
             user_id: Set(self.user_id),
             idem_key: Set(self.key.clone()),
             operation: Set(self.operation.to_owned()),
             request_hash: Set(self.request_hash.clone()),
-            response: Set(serde_json::to_string(response).unwrap_or_default()),
+            response: Set(response),
             created_at: Set(Utc::now()),
             ..Default::default()
-        };
-        match row.insert(conn).await {
-            Ok(_) => Ok(()),
-            Err(err) if is_unique_violation(&err) => Err(AttemptError::Contended),
-            Err(err) => Err(err.into()),
         }
+    }
+}
+
+/// The stored rows of several keys (one query), by (user, key).
+pub async fn lookup_many(
+    conn: &impl ConnectionTrait,
+    requests: &[&IdempotentRequest],
+) -> Result<HashMap<(i64, String), idempotency_key::Model>, DbErr> {
+    if requests.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let wanted: HashSet<(i64, &str)> = requests
+        .iter()
+        .map(|r| (r.user_id, r.key.as_str()))
+        .collect();
+    let rows = idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::UserId.is_in(wanted.iter().map(|(user, _)| *user)))
+        .filter(
+            idempotency_key::Column::IdemKey.is_in(wanted.iter().map(|(_, key)| key.to_string())),
+        )
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| wanted.contains(&(row.user_id, row.idem_key.as_str())))
+        .map(|row| ((row.user_id, row.idem_key.clone()), row))
+        .collect())
+}
+
+/// Stores several results (JSON) in the transaction of their effects, in one statement; a
+/// concurrent twin of any of them makes it `Contended` (the attempt runs again and finds it).
+pub async fn record_many(
+    conn: &impl ConnectionTrait,
+    results: &[(&IdempotentRequest, String)],
+) -> Result<(), AttemptError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let rows = results
+        .iter()
+        .map(|(request, response)| request.row(response.clone()));
+    match idempotency_key::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if is_unique_violation(&err) => Err(AttemptError::Contended),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -1,11 +1,24 @@
 //! Orders: placing (pay at once) or creating (PENDING, stock held) orders of several products,
 //! paying, cancelling, refunding, and expiring overdue PENDING orders.
 //!
-//! This domain orchestrates the others inside one transaction per use case: it locks product rows
-//! (ascending id) and then the balance row, applies everything or nothing, and records sales and
-//! an outbox event in the same transaction.
+//! This domain orchestrates the others: it locks and changes their rows only through their own
+//! primitives (`catalog::stock`, `balance::accounts`, `coupon::redemption`, `ranking::sales`,
+//! `outbox`), in one global lock order, and applies everything of a command or nothing.
+//!
+//! - [`service`]: the use cases as resolvers call them; [`request`]: a validated order request.
+//! - [`writer`] + [`placing`]: new orders and payments, many per transaction (group commit).
+//! - [`lifecycle`]: cancel, refund, expire; [`expiry`]: the worker that expires overdue orders.
+//! - [`queries`]: reads; [`rows`]: the order tables' own statements; [`event`]: the outbox
+//!   payload; [`announce`]: what a commit announces.
 
+pub mod announce;
+pub mod event;
 pub mod expiry;
 pub mod graphql;
+pub mod lifecycle;
+pub mod placing;
+pub mod queries;
 pub mod request;
+pub mod rows;
 pub mod service;
+pub mod writer;

@@ -22,34 +22,62 @@ pub mod status {
     pub const FAILED: &str = "FAILED";
 }
 
+/// An event to write with the change it describes.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_type: &'static str,
+    pub aggregate_id: i64,
+    pub payload: Value,
+}
+
 /// Writes one PENDING event; `payload` gets the event's id, type and time added.
 pub async fn enqueue(
     conn: &impl ConnectionTrait,
-    event_type: &str,
+    event_type: &'static str,
     aggregate_id: i64,
-    mut payload: Value,
+    payload: Value,
 ) -> Result<(), DbErr> {
-    let event_id = uuid::Uuid::new_v4().to_string();
-    let now = Utc::now();
-    if let Value::Object(map) = &mut payload {
-        map.insert("eventId".into(), Value::from(event_id.clone()));
-        map.insert("eventType".into(), Value::from(event_type));
-        map.insert("occurredAt".into(), Value::from(now.to_rfc3339()));
+    enqueue_many(
+        conn,
+        vec![NewEvent {
+            event_type,
+            aggregate_id,
+            payload,
+        }],
+    )
+    .await
+}
+
+/// Writes PENDING events in one statement; each payload gets its event's id, type and time.
+pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
     }
-    outbox_event::Entity::insert(outbox_event::ActiveModel {
-        event_id: Set(event_id),
-        event_type: Set(event_type.to_owned()),
-        aggregate_id: Set(aggregate_id),
-        payload: Set(payload.to_string()),
-        status: Set(status::PENDING.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let now = Utc::now();
+    let rows = events.into_iter().map(|event| {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let mut payload = event.payload;
+        if let Value::Object(map) = &mut payload {
+            map.insert("eventId".into(), Value::from(event_id.clone()));
+            map.insert("eventType".into(), Value::from(event.event_type));
+            map.insert("occurredAt".into(), Value::from(now.to_rfc3339()));
+        }
+        outbox_event::ActiveModel {
+            event_id: Set(event_id),
+            event_type: Set(event.event_type.to_owned()),
+            aggregate_id: Set(event.aggregate_id),
+            payload: Set(payload.to_string()),
+            status: Set(status::PENDING.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+            ..Default::default()
+        }
+    });
+    outbox_event::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }

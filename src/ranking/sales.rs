@@ -1,5 +1,7 @@
 //! Recording sales in `product_sales_daily`, inside the payment (or refund) transaction.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::product_sales_daily;
@@ -19,7 +21,8 @@ pub fn sales_date(at: DateTime<Utc>, time_zone: Tz) -> NaiveDate {
     at.with_timezone(&time_zone).date_naive()
 }
 
-/// Adds the sales of a payment to their day (one multi-row upsert).
+/// Adds the sales of payments to their day (one multi-row upsert; several sales of one product
+/// add up first, as one statement may touch a row only once).
 pub async fn record(
     conn: &impl ConnectionTrait,
     day: NaiveDate,
@@ -28,12 +31,22 @@ pub async fn record(
     if sales.is_empty() {
         return Ok(());
     }
-    let rows = sales.iter().map(|sale| product_sales_daily::ActiveModel {
-        sales_date: Set(day),
-        product_id: Set(sale.product_id),
-        quantity: Set(sale.quantity),
-        revenue: Set(sale.revenue),
-    });
+    let mut per_product: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for sale in sales {
+        let total = per_product.entry(sale.product_id).or_default();
+        total.0 += sale.quantity;
+        total.1 += sale.revenue;
+    }
+    let rows = per_product
+        .into_iter()
+        .map(
+            |(product_id, (quantity, revenue))| product_sales_daily::ActiveModel {
+                sales_date: Set(day),
+                product_id: Set(product_id),
+                quantity: Set(quantity),
+                revenue: Set(revenue),
+            },
+        );
     // each row adds its own units: `excluded.` on PostgreSQL and SQLite, `VALUES()` on MySQL
     let (quantity, revenue) = match conn.get_database_backend() {
         DbBackend::MySql => (

@@ -1,0 +1,121 @@
+//! Balance rows and their ledger, as payments and refunds change them inside the order use cases'
+//! transactions: lock the balances (ascending user id, the last step of the global lock order),
+//! then apply any number of movements with one update and one ledger insert. Every movement writes
+//! its ledger row, so the entries of a user always sum to the balance. The balance domain owns
+//! these rows; ordering only calls these.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use entity::{balance, balance_ledger};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use super::service::LedgerKind;
+
+/// Locks the balances of `users` (ascending id); returns the amounts of those that exist.
+pub async fn lock(
+    conn: &impl ConnectionTrait,
+    users: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, i64>, DbErr> {
+    let mut users: Vec<i64> = users.into_iter().collect();
+    users.sort_unstable();
+    users.dedup();
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, i64)> = balance::Entity::find()
+        .select_only()
+        .column(balance::Column::UserId)
+        .column(balance::Column::Amount)
+        .filter(balance::Column::UserId.is_in(users))
+        .order_by_asc(balance::Column::UserId)
+        .lock_exclusive()
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// One movement of a locked balance: what changes, and the balance after it (in the order the
+/// movements happen).
+#[derive(Clone, Debug)]
+pub struct Movement {
+    pub user_id: i64,
+    pub kind: LedgerKind,
+    /// Signed: a payment is negative.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<i64>,
+}
+
+/// Applies one movement of a locked balance; returns its ledger entry.
+pub async fn apply_one(
+    conn: &impl ConnectionTrait,
+    movement: Movement,
+    now: DateTime<Utc>,
+) -> Result<balance_ledger::Model, DbErr> {
+    update_balances(conn, std::slice::from_ref(&movement), now).await?;
+    ledger_row(&movement, now).insert(conn).await
+}
+
+/// Applies movements of locked balances: one update of every balance touched, one insert of
+/// every ledger row. The caller has checked no balance goes below zero (the CHECK refuses it).
+pub async fn apply(
+    conn: &impl ConnectionTrait,
+    movements: &[Movement],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if movements.is_empty() {
+        return Ok(());
+    }
+    update_balances(conn, movements, now).await?;
+    balance_ledger::Entity::insert_many(movements.iter().map(|m| ledger_row(m, now)))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn ledger_row(movement: &Movement, now: DateTime<Utc>) -> balance_ledger::ActiveModel {
+    balance_ledger::ActiveModel {
+        user_id: Set(movement.user_id),
+        kind: Set(movement.kind.as_str().to_owned()),
+        amount: Set(movement.amount),
+        balance_after: Set(movement.balance_after),
+        order_id: Set(movement.order_id),
+        created_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// One update of every balance the movements touch (their sum per user).
+async fn update_balances(
+    conn: &impl ConnectionTrait,
+    movements: &[Movement],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut net: BTreeMap<i64, i64> = BTreeMap::new();
+    for movement in movements {
+        *net.entry(movement.user_id).or_default() += movement.amount;
+    }
+    let mut by_user = CaseStatement::new();
+    for (user_id, amount) in &net {
+        by_user = by_user.case(Expr::col(balance::Column::UserId).eq(*user_id), *amount);
+    }
+    let updated = balance::Entity::update_many()
+        .col_expr(
+            balance::Column::Amount,
+            Expr::col(balance::Column::Amount).add(Expr::expr(by_user.finally(0))),
+        )
+        .col_expr(balance::Column::UpdatedAt, Expr::value(now))
+        .filter(balance::Column::UserId.is_in(net.keys().copied()))
+        .exec(conn)
+        .await?;
+    if updated.rows_affected != net.len() as u64 {
+        return Err(DbErr::RecordNotUpdated);
+    }
+    Ok(())
+}

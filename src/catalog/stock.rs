@@ -1,0 +1,69 @@
+//! Stock rows, as the order use cases change them inside their transactions: lock the products
+//! (ascending id, the global lock order), then move units with one statement for any number of
+//! products. The catalog owns these rows; ordering only calls these.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use entity::product;
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+/// Locks the products (ascending id) and returns them by id; unknown ids are absent.
+pub async fn lock(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, product::Model>, DbErr> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(product::Entity::find()
+        .filter(product::Column::Id.is_in(ids))
+        .order_by_asc(product::Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
+/// Changes the stock of locked products by `deltas` (negative: units taken, positive: units
+/// given back) in one statement. The caller has checked the result stays >= 0 under the lock;
+/// the table's CHECK refuses it otherwise.
+pub async fn change(
+    conn: &impl ConnectionTrait,
+    deltas: &BTreeMap<i64, i64>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let deltas: Vec<(i64, i64)> = deltas
+        .iter()
+        .filter(|(_, d)| **d != 0)
+        .map(|(p, d)| (*p, *d))
+        .collect();
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let mut by_product = CaseStatement::new();
+    for (product_id, delta) in &deltas {
+        by_product = by_product.case(Expr::col(product::Column::Id).eq(*product_id), *delta);
+    }
+    let changed = product::Entity::update_many()
+        .col_expr(
+            product::Column::Stock,
+            Expr::col(product::Column::Stock).add(Expr::expr(by_product.finally(0))),
+        )
+        .col_expr(product::Column::UpdatedAt, Expr::value(now))
+        .filter(product::Column::Id.is_in(deltas.iter().map(|(id, _)| *id)))
+        .exec(conn)
+        .await?;
+    if changed.rows_affected != deltas.len() as u64 {
+        return Err(DbErr::RecordNotUpdated);
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Coupons paying part of an order, inside the order use cases' transactions: lock the coupons
+//! (ascending id, after the products in the global lock order) with their events, judge one
+//! against an order ([`discount`], a pure function), then reserve, use or release any number of
+//! them with one statement. The coupon domain owns these rows; ordering only calls these.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{coupon_event, user_coupon};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::service::{PERCENT, status};
+
+/// A locked coupon and the event that issued it.
+#[derive(Clone, Debug)]
+pub struct Redeemable {
+    pub coupon: user_coupon::Model,
+    pub event: coupon_event::Model,
+}
+
+/// Why a coupon cannot pay part of an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotUsable(pub String);
+
+/// Locks the coupons (ascending id) and reads their events; unknown ids are absent.
+pub async fn lock(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, Redeemable>, DbErr> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let coupons = user_coupon::Entity::find()
+        .filter(user_coupon::Column::Id.is_in(ids))
+        .order_by_asc(user_coupon::Column::Id)
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    let mut event_ids: Vec<i64> = coupons.iter().map(|c| c.event_id).collect();
+    event_ids.sort_unstable();
+    event_ids.dedup();
+    let events: HashMap<i64, coupon_event::Model> = coupon_event::Entity::find()
+        .filter(coupon_event::Column::Id.is_in(event_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    Ok(coupons
+        .into_iter()
+        .filter_map(|coupon| {
+            let event = events.get(&coupon.event_id)?.clone();
+            Some((coupon.id, Redeemable { coupon, event }))
+        })
+        .collect())
+}
+
+/// What the coupon takes off an order of `subtotal` won by `user_id` (PERCENT rounds down to the
+/// won; FIXED never exceeds the subtotal), or why it cannot.
+pub fn discount(
+    coupon: Option<&Redeemable>,
+    user_id: i64,
+    subtotal: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, NotUsable> {
+    let Some(Redeemable { coupon, event }) = coupon.filter(|r| r.coupon.user_id == user_id) else {
+        return Err(NotUsable("no such coupon among yours".into()));
+    };
+    match coupon.status.as_str() {
+        status::AVAILABLE if coupon.expires_at <= now => {
+            return Err(NotUsable("the coupon has expired".into()));
+        }
+        status::AVAILABLE => {}
+        status::RESERVED => return Err(NotUsable("the coupon is held by a pending order".into())),
+        _ => return Err(NotUsable("the coupon was already used".into())),
+    }
+    if subtotal < event.min_order_amount {
+        return Err(NotUsable(format!(
+            "the order total of {subtotal} won is below the coupon's minimum of {} won",
+            event.min_order_amount
+        )));
+    }
+    Ok(if event.discount_type == PERCENT {
+        subtotal * event.discount_value / 100
+    } else {
+        std::cmp::min(event.discount_value, subtotal)
+    })
+}
+
+/// A coupon's new state: RESERVED by a pending order, USED by a paid one, or AVAILABLE again.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Hold {
+    Reserved { order_id: i64 },
+    Used { order_id: i64, at: DateTime<Utc> },
+    Released,
+}
+
+impl Hold {
+    pub fn status(self) -> &'static str {
+        match self {
+            Hold::Reserved { .. } => status::RESERVED,
+            Hold::Used { .. } => status::USED,
+            Hold::Released => status::AVAILABLE,
+        }
+    }
+}
+
+/// Sets locked coupons to their new state, in one statement. A released coupon past its
+/// `expires_at` stays unusable (it reads as EXPIRED).
+pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(), DbErr> {
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let mut statuses = CaseStatement::new();
+    let mut orders = CaseStatement::new();
+    let mut used = CaseStatement::new();
+    for (coupon_id, hold) in holds {
+        let this = Expr::col(user_coupon::Column::Id).eq(*coupon_id);
+        statuses = statuses.case(this.clone(), hold.status());
+        let (order_id, used_at) = match *hold {
+            Hold::Reserved { order_id } => (Some(order_id), None),
+            Hold::Used { order_id, at } => (Some(order_id), Some(at)),
+            Hold::Released => (None, None),
+        };
+        orders = orders.case(this.clone(), Expr::value(order_id));
+        used = used.case(this, Expr::value(used_at));
+    }
+    user_coupon::Entity::update_many()
+        .col_expr(
+            user_coupon::Column::Status,
+            Expr::expr(statuses.finally(Expr::col(user_coupon::Column::Status))),
+        )
+        .col_expr(
+            user_coupon::Column::OrderId,
+            Expr::expr(orders.finally(Expr::col(user_coupon::Column::OrderId))),
+        )
+        .col_expr(
+            user_coupon::Column::UsedAt,
+            Expr::expr(used.finally(Expr::col(user_coupon::Column::UsedAt))),
+        )
+        .filter(user_coupon::Column::Id.is_in(holds.iter().map(|(id, _)| *id)))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redeemable(status: &str, kind: &str, value: i64, min: i64) -> Redeemable {
+        let now = Utc::now();
+        Redeemable {
+            coupon: user_coupon::Model {
+                id: 1,
+                event_id: 7,
+                user_id: 42,
+                status: status.into(),
+                issued_at: now,
+                expires_at: now + chrono::Duration::days(1),
+                order_id: None,
+                used_at: None,
+            },
+            event: coupon_event::Model {
+                id: 7,
+                name: "event".into(),
+                discount_type: kind.into(),
+                discount_value: value,
+                total_quantity: 10,
+                issued_quantity: 1,
+                starts_at: now,
+                ends_at: None,
+                valid_days: Some(30),
+                valid_until: None,
+                min_order_amount: min,
+                created_at: now,
+            },
+        }
+    }
+
+    #[test]
+    fn percent_rounds_down_and_fixed_never_exceeds_the_subtotal() {
+        let now = Utc::now();
+        let ten_percent = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        assert_eq!(discount(Some(&ten_percent), 42, 45_999, now), Ok(4_599));
+        let five_thousand = redeemable(status::AVAILABLE, "FIXED", 5_000, 0);
+        assert_eq!(discount(Some(&five_thousand), 42, 3_000, now), Ok(3_000));
+        assert_eq!(discount(Some(&five_thousand), 42, 30_000, now), Ok(5_000));
+    }
+
+    #[test]
+    fn a_coupon_serves_only_its_owner_once_above_its_minimum_before_it_expires() {
+        let now = Utc::now();
+        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 30_000);
+        assert!(
+            discount(Some(&fresh), 43, 50_000, now).is_err(),
+            "someone else's"
+        );
+        assert!(discount(None, 42, 50_000, now).is_err(), "unknown");
+        assert!(
+            discount(Some(&fresh), 42, 29_999, now).is_err(),
+            "below the minimum"
+        );
+        assert!(
+            discount(Some(&fresh), 42, 50_000, now + chrono::Duration::days(2)).is_err(),
+            "expired"
+        );
+        let held = redeemable(status::RESERVED, PERCENT, 10, 0);
+        assert!(discount(Some(&held), 42, 50_000, now).is_err());
+        let used = redeemable(status::USED, PERCENT, 10, 0);
+        assert!(discount(Some(&used), 42, 50_000, now).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! After an order is placed: cancelling a PENDING order (its stock and coupon released), refunding
+//! a COMPLETED one (balance, stock and coupon back, sales reversed, ORDER_REFUNDED event), and
+//! expiring an overdue PENDING order. One transaction per order, under its row lock (the first
+//! step of the global lock order), through the domains' own primitives.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::{order, order_item, payment};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use super::announce::Aftermath;
+use super::event::{PricedLine, order_event};
+use super::placing::OrderReceipt;
+use super::rows;
+use super::service::{OrderError, OrderSettings, status};
+use crate::balance::accounts::{self, Movement};
+use crate::balance::service::LedgerKind;
+use crate::catalog::stock;
+use crate::coupon::redemption::{self, Hold};
+use crate::infra::db::{AttemptError, WriteTxn};
+use crate::infra::idempotency::{IdempotentRequest, Lookup};
+use crate::outbox;
+use crate::ranking::sales;
+
+/// A committed change of one order: the order as stored, and what to announce.
+pub struct Changed {
+    pub order: order::Model,
+    pub aftermath: Aftermath,
+}
+
+/// One attempt at cancelling (or refunding) an order; `owner` is `None` for an administrator.
+pub async fn cancel(
+    txn: WriteTxn,
+    owner: Option<i64>,
+    order_id: i64,
+    idempotency: Option<&IdempotentRequest>,
+    settings: &OrderSettings,
+) -> Result<Result<Changed, OrderError>, AttemptError> {
+    let order = rows::lock(&*txn, &[order_id])
+        .await?
+        .remove(&order_id)
+        .filter(|o| owner.is_none_or(|user| o.user_id == user));
+    let Some(order) = order else {
+        txn.rollback().await?;
+        return Ok(Err(OrderError::OrderNotFound));
+    };
+    // looked up under the order's lock: a repeat that waited for it finds the first result
+    if let Some(request) = idempotency {
+        let answer = match request.lookup::<OrderReceipt>(&*txn).await? {
+            Lookup::New => None,
+            Lookup::Replay(receipt) => Some(rows::load_one(&*txn, receipt.order_id).await.map(
+                |order| Changed {
+                    order,
+                    aftermath: Aftermath::default(),
+                },
+            )?),
+            Lookup::Reused => {
+                txn.rollback().await?;
+                return Ok(Err(OrderError::IdempotencyKeyReused));
+            }
+        };
+        if let Some(replayed) = answer {
+            txn.rollback().await?;
+            return Ok(Ok(replayed));
+        }
+    }
+    let now = Utc::now();
+    let items = rows::items_of(&*txn, [order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default();
+    let aftermath = match order.status.as_str() {
+        status::PENDING => release(&*txn, &order, &items, status::CANCELLED, now).await?,
+        status::COMPLETED => refund(&*txn, &order, &items, now, settings).await?,
+        _ => {
+            txn.rollback().await?;
+            return Ok(Err(OrderError::InvalidState {
+                action: "cancel",
+                status: order.status,
+            }));
+        }
+    };
+    let order = rows::load_one(&*txn, order_id).await?;
+    if order.status == status::REFUNDED {
+        let lines: Vec<PricedLine> = items.iter().map(PricedLine::from).collect();
+        let names = rows::product_names(&*txn, lines.iter().map(|l| l.product_id)).await?;
+        outbox::enqueue(
+            &*txn,
+            outbox::ORDER_REFUNDED,
+            order_id,
+            order_event(&order, &lines, &names),
+        )
+        .await?;
+    }
+    if let Some(request) = idempotency {
+        request.record(&*txn, &OrderReceipt { order_id }).await?;
+    }
+    txn.commit().await?;
+    Ok(Ok(Changed { order, aftermath }))
+}
+
+/// One attempt at expiring an order; `None` when it is no longer PENDING or not yet overdue.
+pub async fn expire(txn: WriteTxn, order_id: i64) -> Result<Option<Changed>, AttemptError> {
+    let now = Utc::now();
+    let order = rows::lock(&*txn, &[order_id])
+        .await?
+        .remove(&order_id)
+        .filter(|o| o.status == status::PENDING && o.expires_at.is_some_and(|at| at <= now));
+    let Some(order) = order else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let items = rows::items_of(&*txn, [order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default();
+    let aftermath = release(&*txn, &order, &items, status::EXPIRED, now).await?;
+    let order = rows::load_one(&*txn, order_id).await?;
+    txn.commit().await?;
+    Ok(Some(Changed { order, aftermath }))
+}
+
+/// Gives the stock of a locked order back and releases its coupon: the shared part of a
+/// cancellation, an expiry and a refund. Moves the order to `new_status`.
+async fn release(
+    conn: &impl ConnectionTrait,
+    order: &order::Model,
+    items: &[order_item::Model],
+    new_status: &str,
+    now: DateTime<Utc>,
+) -> Result<Aftermath, DbErr> {
+    let products = stock::lock(conn, items.iter().map(|i| i.product_id)).await?;
+    let returned: BTreeMap<i64, i64> = items.iter().map(|i| (i.product_id, i.quantity)).collect();
+    stock::change(conn, &returned, now).await?;
+    if let Some(coupon_id) = order.user_coupon_id {
+        redemption::set(conn, &[(coupon_id, Hold::Released)]).await?;
+    }
+    rows::set_status(conn, &[order.id], new_status, now).await?;
+    Ok(Aftermath {
+        stock: returned
+            .iter()
+            .map(|(id, quantity)| (*id, products.get(id).map_or(0, |p| p.stock) + quantity))
+            .collect(),
+        ..Aftermath::default()
+    })
+}
+
+/// Refunds a locked COMPLETED order: stock and coupon back, the balance credited (ledger
+/// REFUND), the payment REFUNDED, the sales reversed on the day they were recorded.
+async fn refund(
+    conn: &impl ConnectionTrait,
+    order: &order::Model,
+    items: &[order_item::Model],
+    now: DateTime<Utc>,
+    settings: &OrderSettings,
+) -> Result<Aftermath, DbErr> {
+    let mut aftermath = release(conn, order, items, status::REFUNDED, now).await?;
+    let balance = accounts::lock(conn, [order.user_id])
+        .await?
+        .get(&order.user_id)
+        .copied()
+        .ok_or_else(|| DbErr::RecordNotFound(format!("balance of user {}", order.user_id)))?;
+    let credit = Movement {
+        user_id: order.user_id,
+        kind: LedgerKind::Refund,
+        amount: order.total,
+        balance_after: balance + order.total,
+        order_id: Some(order.id),
+    };
+    accounts::apply(conn, &[credit], now).await?;
+    payment::Entity::update_many()
+        .col_expr(payment::Column::Status, Expr::value("REFUNDED"))
+        .col_expr(payment::Column::RefundedAt, Expr::value(now))
+        .filter(payment::Column::OrderId.eq(order.id))
+        .exec(conn)
+        .await?;
+    let sold: Vec<sales::Sale> = items
+        .iter()
+        .map(|item| PricedLine::from(item).sale())
+        .collect();
+    let day = sales::sales_date(order.paid_at.unwrap_or(now), settings.time_zone);
+    sales::reverse(conn, day, &sold).await?;
+    aftermath.refunded = order.total;
+    aftermath.sales_changed = true;
+    Ok(aftermath)
+}
