@@ -125,7 +125,8 @@ impl Application {
                 time_zone: settings.time_zone,
             },
             settings.order_batches(),
-        );
+        )
+        .context("cannot start the order writer")?;
         workers.spawn(crate::ordering::expiry::run(
             ordering.clone(),
             settings.order_expiry_sweep(),

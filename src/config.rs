@@ -184,7 +184,7 @@ pub struct Settings {
     pub order_batch_linger_us: u64,
 
     /// Order writer tasks (transactions of orders running at once on this instance).
-    #[arg(long, env = "ORDER_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    #[arg(long, env = "ORDER_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub order_writers: u64,
 
     /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
@@ -312,7 +312,7 @@ impl Settings {
             order_ttl_secs: 600,
             order_batch_max: 64,
             order_batch_linger_us: 0,
-            order_writers: 2,
+            order_writers: 1,
             order_expiry_sweep_ms: 1_000,
             ranking_refresh_ms: 500,
             data_platform_url: None,

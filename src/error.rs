@@ -231,6 +231,8 @@ pub enum AppError {
     BadUserInput(String),
     /// The database cannot be reached right now; nothing was changed.
     Unavailable,
+    /// The database went away while committing a write: it may or may not have been applied.
+    Unconfirmed,
     Internal(anyhow::Error),
 }
 
@@ -248,7 +250,7 @@ impl AppError {
             AppError::Unauthenticated | AppError::InvalidCredentials(_) => "UNAUTHENTICATED",
             AppError::Forbidden => "FORBIDDEN",
             AppError::BadUserInput(_) => "BAD_USER_INPUT",
-            AppError::Unavailable => "SERVICE_UNAVAILABLE",
+            AppError::Unavailable | AppError::Unconfirmed => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -263,6 +265,10 @@ impl AppError {
             AppError::Unavailable => {
                 "the service is temporarily unavailable; nothing was changed, try again".into()
             }
+            AppError::Unconfirmed => "the database went away while saving this: it may or may \
+                not have been applied. Send it again with the same idempotencyKey (or look it up) \
+                before trying anything else"
+                .into(),
             AppError::Internal(_) => "internal server error".into(),
         }
     }
@@ -308,7 +314,7 @@ impl From<AppError> for async_graphql::Error {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let code = err.code();
-        let retry = matches!(err, AppError::Unavailable);
+        let retry = matches!(err, AppError::Unavailable | AppError::Unconfirmed);
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if retry {
@@ -448,6 +454,7 @@ impl From<OrderError> for Failure {
                 &["input", "idempotencyKey"],
             )),
             OrderError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
+            OrderError::Unconfirmed => Failure::App(AppError::Unconfirmed),
             OrderError::Db(err) => Failure::App(err.into()),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Checks between two clean-ups of idle keys.
@@ -84,7 +84,8 @@ fn take<K: std::hash::Hash + Eq + Clone>(
     cells: NonZeroU32,
     scope: &'static str,
 ) -> Result<(), Limited> {
-    let now = DefaultClock::default().now();
+    // the limiter's own clock: making a new one per check costs a CPUID calibration
+    let now = limiter.clock().now();
     match limiter.check_key_n(key, cells) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(not_until)) => Err(Limited {

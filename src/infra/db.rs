@@ -24,6 +24,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How many times a write transaction is attempted before its error is returned.
 const MAX_ATTEMPTS: usize = 10;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 1_024;
 /// A pooled connection idle this long is pinged before it is handed out.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
@@ -35,6 +37,9 @@ pub struct Database {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// SQL statements executed since start (for metrics and the N+1 tests).
     statements: Arc<AtomicU64>,
+    /// What [`Database::another_pool`] connects with.
+    url: Arc<str>,
+    acquire_timeout: Duration,
 }
 
 /// Why one attempt of a write transaction ended without a result.
@@ -93,23 +98,8 @@ impl Database {
             std::fs::create_dir_all(parent)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .max_connections(max_connections)
-            .min_connections(1)
-            .acquire_timeout(acquire_timeout)
-            .connect_timeout(acquire_timeout)
-            // sqlx pings a pooled connection on every acquire by default: a second round trip
-            // per statement. Busy connections are proven by use; only one that sat idle (and may
-            // have been cut meanwhile) is pinged first.
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
-            .sqlx_logging(false);
-        let mut conn = sea_orm::Database::connect(options).await?;
-        let statements = Arc::new(AtomicU64::new(0));
-        let counter = statements.clone();
-        conn.set_metric_callback(move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
+        let conn =
+            sea_orm::Database::connect(options(url, max_connections, acquire_timeout)).await?;
         let sqlite_writer = match conn.get_database_backend() {
             DbBackend::Sqlite => {
                 conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
@@ -117,11 +107,49 @@ impl Database {
             }
             _ => None,
         };
-        Ok(Self {
+        Ok(Self::with_pool(
+            conn,
+            sqlite_writer,
+            Arc::new(AtomicU64::new(0)),
+            url,
+            acquire_timeout,
+        ))
+    }
+
+    fn with_pool(
+        mut conn: DatabaseConnection,
+        sqlite_writer: Option<Arc<Mutex<()>>>,
+        statements: Arc<AtomicU64>,
+        url: &str,
+        acquire_timeout: Duration,
+    ) -> Self {
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Self {
             conn,
             sqlite_writer,
             statements,
-        })
+            url: url.into(),
+            acquire_timeout,
+        }
+    }
+
+    /// A second pool of `max_connections` on the same database, sharing this handle's SQLite
+    /// writer gate and statement count: for work running on a runtime of its own (the order
+    /// writer), whose connections must be driven by that runtime.
+    pub async fn another_pool(&self, max_connections: u32) -> Result<Self, DbErr> {
+        let conn =
+            sea_orm::Database::connect(options(&self.url, max_connections, self.acquire_timeout))
+                .await?;
+        Ok(Self::with_pool(
+            conn,
+            self.sqlite_writer.clone(),
+            self.statements.clone(),
+            &self.url,
+            self.acquire_timeout,
+        ))
     }
 
     /// The connection pool, for reads and for statements outside a transaction.
@@ -208,6 +236,27 @@ impl Database {
                 )),
             })
     }
+}
+
+/// How every pool connects.
+fn options(url: &str, max_connections: u32, acquire_timeout: Duration) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(acquire_timeout)
+        .connect_timeout(acquire_timeout)
+        // sqlx pings a pooled connection on every acquire by default: a second round trip
+        // per statement. Busy connections are proven by use; only one that sat idle (and may
+        // have been cut meanwhile) is pinged first.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+        .sqlx_logging(false)
+        // the order writer's multi-row statements take one shape per batch size: keep them
+        // all prepared (sqlx keeps 100 per connection by default)
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
+        .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
+        .map_sqlx_sqlite_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
+    options
 }
 
 /// True for an abort that a new attempt can overcome: deadlock, serialization failure, lock wait

@@ -186,15 +186,18 @@ pub async fn apply(
         answers.push(answer);
     }
 
-    let placed = write(conn, &effects, &working, now, settings).await?;
+    let (placed, mut stored_orders) = write(conn, &effects, &working, now, settings).await?;
+    // every other order answered with (paid, replayed), as stored
     let mut wanted: Vec<i64> = vec![];
     for answer in &mut answers {
         if let Answer::Order(id) = answer {
             *id = placed.get(id).copied().unwrap_or(*id);
-            wanted.push(*id);
+            if !stored_orders.contains_key(id) {
+                wanted.push(*id);
+            }
         }
     }
-    let stored_orders = rows::load(conn, wanted).await?;
+    stored_orders.extend(rows::load(conn, wanted).await?);
     let mut paid: Vec<(i64, Vec<PricedLine>)> = effects
         .paid
         .iter()
@@ -510,20 +513,21 @@ fn placeholder(index: usize) -> i64 {
     -1 - index as i64
 }
 
-/// Writes what the accepted commands do; returns the ids of the new orders by placeholder.
+/// Writes what the accepted commands do; returns the ids of the new orders by placeholder, and
+/// the new orders as stored.
 async fn write(
     conn: &impl ConnectionTrait,
     effects: &Effects,
     working: &Working,
     now: DateTime<Utc>,
     settings: &OrderSettings,
-) -> Result<HashMap<i64, i64>, DbErr> {
-    let ids = insert_orders(conn, &effects.new_orders, now, settings).await?;
+) -> Result<(HashMap<i64, i64>, HashMap<i64, order::Model>), DbErr> {
+    let inserted = insert_orders(conn, &effects.new_orders, now, settings).await?;
     let id_of: HashMap<usize, i64> = effects
         .new_orders
         .iter()
-        .zip(&ids)
-        .map(|((index, _), id)| (*index, *id))
+        .zip(&inserted)
+        .map(|((index, _), order)| (*index, order.id))
         .collect();
     let items: Vec<order_item::ActiveModel> = effects
         .new_orders
@@ -580,20 +584,23 @@ async fn write(
         })
         .collect();
     accounts::apply(conn, &movements, now).await?;
-    Ok(id_of
+    let placed = id_of
         .into_iter()
         .map(|(index, id)| (placeholder(index), id))
-        .collect())
+        .collect();
+    Ok((placed, inserted.into_iter().map(|o| (o.id, o)).collect()))
 }
 
-/// Inserts the new orders (one statement where the database returns the ids of many rows, one
-/// per order on MySQL); returns their ids in order.
+/// Inserts the new orders; returns them as stored, in order. One statement where the database
+/// returns many rows (PostgreSQL, SQLite); one insert per order and one read on MySQL, which
+/// returns only the first id of a multi-row insert (and not every lock mode makes the others
+/// consecutive).
 async fn insert_orders(
     conn: &impl ConnectionTrait,
     orders: &[(usize, NewOrder)],
     now: DateTime<Utc>,
     settings: &OrderSettings,
-) -> Result<Vec<i64>, DbErr> {
+) -> Result<Vec<order::Model>, DbErr> {
     let rows: Vec<order::ActiveModel> = orders
         .iter()
         .map(|(_, new)| {
@@ -617,24 +624,31 @@ async fn insert_orders(
             }
         })
         .collect();
-    let mut ids = Vec::with_capacity(rows.len());
     if conn.get_database_backend() == DbBackend::MySql {
-        // MySQL returns only the first id of a multi-row insert, and not every lock mode makes
-        // the others consecutive
+        let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
             ids.push(order::Entity::insert(row).exec(conn).await?.last_insert_id);
         }
-        return Ok(ids);
+        let mut stored = rows::load(conn, ids.clone()).await?;
+        return ids
+            .iter()
+            .map(|id| {
+                stored
+                    .remove(id)
+                    .ok_or_else(|| DbErr::RecordNotFound(format!("order {id}")))
+            })
+            .collect();
     }
+    let mut inserted = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut returned = order::Entity::insert_many(chunk.iter().cloned())
-            .exec_with_returning_keys(conn)
+            .exec_with_returning(conn)
             .await?;
         // ids come from a sequence in the order of the rows; RETURNING's order is not promised
-        returned.sort_unstable();
-        ids.extend(returned);
+        returned.sort_unstable_by_key(|o| o.id);
+        inserted.extend(returned);
     }
-    Ok(ids)
+    Ok(inserted)
 }
 
 /// The payment rows, the sales of the day and the events for the data platform of every order

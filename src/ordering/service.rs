@@ -83,6 +83,9 @@ pub enum OrderError {
     /// The viewer's user does not exist (deleted after their credentials were issued).
     #[error("no such user")]
     UnknownUser,
+    /// The database went away while committing: applied or not, nobody can tell here.
+    #[error("the commit got no answer")]
+    Unconfirmed,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -101,14 +104,14 @@ impl OrderingService {
         announcer: Announcer,
         settings: OrderSettings,
         batches: BatchSettings,
-    ) -> Self {
-        let writer = OrderWriter::start(db.clone(), settings, batches, announcer.clone());
-        Self {
+    ) -> std::io::Result<Self> {
+        let writer = OrderWriter::start(db.clone(), settings, batches, announcer.clone())?;
+        Ok(Self {
             db,
             writer,
             announcer,
             settings,
-        }
+        })
     }
 
     /// Places an order paid at once (COMPLETED) or held for later payment (PENDING).

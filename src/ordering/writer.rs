@@ -13,6 +13,7 @@
 //! - Several instances stay correct without coordination: the row locks are the truth.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::DbErr;
@@ -57,25 +58,38 @@ struct Writer {
 }
 
 impl OrderWriter {
-    /// Starts the writer tasks (they stop when every handle is gone).
+    /// Starts the writer tasks on a thread and runtime of their own, so a batch's round trips
+    /// never wait behind the requests' work; they stop when every handle is gone.
     pub fn start(
         db: Database,
         orders: OrderSettings,
         batches: BatchSettings,
         announcer: Announcer,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        let jobs = Arc::new(Mutex::new(jobs));
-        let writer = Writer {
-            db,
-            orders,
-            batches,
-            announcer,
-        };
-        for _ in 0..batches.writers.max(1) {
-            tokio::spawn(writer.clone().run(jobs.clone()));
-        }
-        Self { queue }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("order-writer".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let writer = Writer {
+                        db: own_pool(&db, batches.writers).await,
+                        orders,
+                        batches,
+                        announcer,
+                    };
+                    let jobs = Arc::new(Mutex::new(jobs));
+                    let tasks: Vec<_> = (0..batches.writers.max(1))
+                        .map(|_| tokio::spawn(writer.clone().run(jobs.clone())))
+                        .collect();
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                })
+            })?;
+        Ok(Self { queue })
     }
 
     /// Applies one command with whatever else is waiting; its outcome once committed.
@@ -86,6 +100,22 @@ impl OrderWriter {
             .await
             .map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// The writers' own connections, driven by their runtime; retried until the database answers
+/// (commands wait in the queue meanwhile).
+async fn own_pool(db: &Database, writers: usize) -> Database {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match db.another_pool(writers.max(1) as u32).await {
+            Ok(pool) => return pool,
+            Err(err) => {
+                tracing::warn!(error = %err, "order writer: cannot connect; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 
@@ -120,15 +150,27 @@ impl Writer {
     }
 
     /// Applies a batch; if it fails for a reason other than a transient abort, each of its
-    /// commands alone.
+    /// commands alone (nothing of it was committed). A batch whose COMMIT got no answer may or
+    /// may not have been committed: its commands are answered so, never run again.
     async fn apply(&self, batch: Vec<Job>) {
         metrics::histogram!("order_batch_size").record(batch.len() as f64);
         let commands: Vec<Command> = batch.iter().map(|job| job.command.clone()).collect();
-        match self.transaction(&commands).await {
+        let commit_sent = AtomicBool::new(false);
+        let result = self
+            .db
+            .write(|| attempt(&self.db, &commands, &self.orders, &commit_sent))
+            .await;
+        match result {
             Ok(applied) => {
                 self.announcer.announce(&applied.aftermath);
                 for (job, outcome) in batch.into_iter().zip(applied.outcomes) {
                     let _ = job.reply.send(outcome);
+                }
+            }
+            Err(err) if commit_sent.load(Ordering::Relaxed) => {
+                tracing::error!(error = %err, orders = batch.len(), "an order batch's COMMIT got no answer; it may or may not have been applied");
+                for job in batch {
+                    let _ = job.reply.send(Err(OrderError::Unconfirmed));
                 }
             }
             Err(err) if batch.len() > 1 => {
@@ -145,28 +187,26 @@ impl Writer {
             }
         }
     }
-
-    /// One transaction for the batch, run again whole when the database aborts it.
-    async fn transaction(&self, commands: &[Command]) -> Result<Applied, DbErr> {
-        self.db
-            .write(|| attempt(&self.db, commands, &self.orders))
-            .await
-    }
 }
 
+/// One attempt at a batch's transaction. `commit_sent` tells whether a failure came from the
+/// COMMIT itself (its outcome unknown) rather than before it (nothing committed).
 async fn attempt(
     db: &Database,
     commands: &[Command],
     settings: &OrderSettings,
+    commit_sent: &AtomicBool,
 ) -> Result<Applied, AttemptError> {
     let txn = db.begin_write().await?;
     match placing::apply(&*txn, commands, settings).await {
         Ok(applied) => {
+            commit_sent.store(true, Ordering::Relaxed);
             txn.commit().await?;
             Ok(applied)
         }
         Err(err) => {
-            txn.rollback().await?;
+            // a rollback that fails (the connection is gone) rolls back all the same
+            let _ = txn.rollback().await;
             Err(err)
         }
     }

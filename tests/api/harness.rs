@@ -798,6 +798,10 @@ impl PrivatePostgres {
 
     /// Starts (again) and waits until it answers.
     pub async fn resume(&self) {
+        self.start_now();
+    }
+
+    fn start_now(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let data = self.dir.join("data");
         let log = self.dir.join("log");
@@ -823,8 +827,13 @@ impl PrivatePostgres {
     }
 
     /// Stops as an operator's restart does (`-m fast`): sessions are terminated (57P01) and
-    /// their transactions rolled back; then starts again.
+    /// their transactions rolled back; then starts again. `pg_ctl` blocks: the runtime's other
+    /// tasks move to other threads meanwhile (multi-thread runtimes only).
     pub async fn restart(&self) {
+        tokio::task::block_in_place(|| self.restart_now());
+    }
+
+    fn restart_now(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let data = self.dir.join("data");
         self.as_postgres(
@@ -839,7 +848,7 @@ impl PrivatePostgres {
             ],
             false,
         );
-        self.resume().await;
+        self.start_now();
     }
 
     /// Stops at once, like a crash (`-m immediate`).
