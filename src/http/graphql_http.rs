@@ -185,7 +185,8 @@ pub async fn graphql_post(
             BatchRequest::Batch(requests.into_iter().map(prepared).collect())
         }
     };
-    let response = state.schema.execute_batch(batch).await;
+    let schema = state.schema.clone();
+    let response = run_to_completion(async move { schema.execute_batch(batch).await }).await;
     respond(response, format)
 }
 
@@ -219,8 +220,31 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
         return response;
     }
     let request = prepare(request, viewer, &state.app).data(request_id(&parts.headers));
-    let response = state.schema.execute(request).await;
-    respond(BatchResponse::Single(response), format)
+    let schema = state.schema.clone();
+    let response =
+        run_to_completion(async move { BatchResponse::Single(schema.execute(request).await) })
+            .await;
+    respond(response, format)
+}
+
+/// Runs the execution in a task of its own: a client that goes away (or the request's time
+/// limit) drops only the waiting, never a write half-way (see [`crate::infra::db`]).
+async fn run_to_completion<F>(execution: F) -> BatchResponse
+where
+    F: std::future::Future<Output = BatchResponse> + Send + 'static,
+{
+    match tokio::spawn(execution).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "a GraphQL execution panicked");
+            let mut error = async_graphql::ServerError::new("internal server error", None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "INTERNAL_SERVER_ERROR");
+            BatchResponse::Single(async_graphql::Response::from_errors(vec![error]))
+        }
+    }
 }
 
 /// A 429 with `Retry-After` and a RATE_LIMITED error.

@@ -16,13 +16,15 @@
 //! Limits: at most `WS_MAX_CONNECTIONS` connections (further upgrades get 503) and
 //! `WS_MAX_SUBSCRIPTIONS` running operations per connection (further ones get an `error`
 //! message); mutations count against the rate limits. When the server stops, every connection is
-//! closed with 1001 (going away).
+//! closed with 1001 (going away). A mutation is never aborted, not by `complete` nor by the
+//! connection closing: its writes finish; only its answer is dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response as GqlResponse};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
@@ -120,7 +122,22 @@ struct Connection {
     header_viewer: Option<Viewer>,
     peer: Option<IpAddr>,
     viewer: Option<Viewer>,
-    running: HashMap<String, AbortHandle>,
+    running: HashMap<String, Running>,
+}
+
+/// A running operation. A mutation is never aborted (not by `complete`, not by the connection
+/// closing): its writes run to commit or rollback, and only its answer is dropped.
+struct Running {
+    task: AbortHandle,
+    mutation: bool,
+}
+
+impl Running {
+    fn stop(self) {
+        if !self.mutation {
+            self.task.abort();
+        }
+    }
 }
 
 /// Why the server closes the connection.
@@ -163,7 +180,12 @@ impl Connection {
                 }
                 Some(outbound) = outbound_rx.recv() => {
                     let message = match outbound {
-                        Outbound::Next(id, response) => json!({ "type": "next", "id": id, "payload": response }),
+                        Outbound::Next(id, response) => {
+                            if !self.running.contains_key(&id) {
+                                continue;
+                            }
+                            json!({ "type": "next", "id": id, "payload": response })
+                        }
                         Outbound::Error(id, response) => {
                             self.running.remove(&id);
                             json!({ "type": "error", "id": id, "payload": response.errors })
@@ -181,8 +203,8 @@ impl Connection {
                 }
             }
         };
-        for (_, task) in self.running.drain() {
-            task.abort();
+        for (_, running) in self.running.drain() {
+            running.stop();
         }
         self.state.open_sockets.fetch_sub(1, Ordering::Relaxed);
         if let Some(Close(code, reason)) = close {
@@ -229,7 +251,8 @@ impl Connection {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
                 let mut payload = payload;
-                let mutations = inspect(&mut payload, &self.state.limits.document).mutation_fields;
+                let inspection = inspect(&mut payload, &self.state.limits.document);
+                let mutations = inspection.mutation_fields;
                 let refusal = if self.running.len() >= self.state.limits.ws_max_subscriptions {
                     Some("too many operations on this connection".to_owned())
                 } else {
@@ -250,12 +273,19 @@ impl Connection {
                     prepare(*payload, viewer, &self.state.app),
                     outbound.clone(),
                 ));
-                self.running.insert(id, task.abort_handle());
+                let mutation = inspection.operation == Some(OperationType::Mutation);
+                self.running.insert(
+                    id,
+                    Running {
+                        task: task.abort_handle(),
+                        mutation,
+                    },
+                );
                 Ok(())
             }
             ClientMessage::Complete { id } => {
-                if let Some(task) = self.running.remove(&id) {
-                    task.abort();
+                if let Some(running) = self.running.remove(&id) {
+                    running.stop();
                 }
                 Ok(())
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use commerce::config::Settings;
 use futures_util::future::join_all;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::harness::{
@@ -229,6 +230,111 @@ async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailab
     );
     let charged: Vec<(i64, i64)> = users.iter().map(|&u| (u, 1_000_000)).collect();
     assert_invariants(&server, &HashMap::from([(product, 10_000)]), &charged).await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction_behind() {
+    let postgres = PrivatePostgres::start().await;
+    let admin = sea_orm::Database::connect(postgres.url("postgres"))
+        .await
+        .expect("private PostgreSQL");
+    sea_orm::ConnectionTrait::execute_unprepared(&admin, "CREATE DATABASE impatient")
+        .await
+        .expect("database");
+    admin.close().await.ok();
+    let mut settings = Settings::for_database(postgres.url("impatient"));
+    settings.rate_limit_user_per_sec = 0;
+    settings.db_max_connections = 4;
+    let server = TestServer::start("private-postgres", settings).await;
+    let mut products = HashMap::new();
+    for i in 0..5 {
+        let product = server
+            .create_product(&format!("상품 {i}"), "잡화", 1_000 + i * 500, 10_000)
+            .await;
+        products.insert(product, 10_000);
+    }
+    let product_ids: Vec<i64> = products.keys().copied().collect();
+    let mut users = vec![];
+    for i in 0..10 {
+        let user = server.create_user(&format!("성급한 {i}")).await;
+        server.charge(user, 1_000_000).await;
+        users.push(user);
+    }
+    // clients that give up after 1 to 150 ms, in waves of 100 requests
+    const CHARGE: &str = "mutation($k: String) { chargeBalance(input: {amount: 1000, idempotencyKey: $k}) { balance } }";
+    const CREATE: &str = "mutation($items: [OrderItemInput!]!) { createOrder(input: {items: $items}) { order { id } } }";
+    let mut abandoned = 0;
+    let mut answered = 0;
+    for wave in 0..20_i64 {
+        let requests = (0..100_i64).map(|n| {
+            let user = users[((wave * 100 + n) % 10) as usize];
+            let product = product_ids[((wave + n) % 5) as usize];
+            let (query, variables) = match n % 10 {
+                0..=5 => (PLACE, one(product)),
+                6 | 7 => (CHARGE, json!({ "k": format!("w{wave}n{n}") })),
+                _ => (CREATE, one(product)),
+            };
+            let patience = Duration::from_millis(1 + ((wave * 7 + n * 13) % 150) as u64);
+            let request = server
+                .http
+                .post(server.url("/graphql"))
+                .header("x-user-id", user.to_string())
+                .timeout(patience)
+                .json(&json!({ "query": query, "variables": variables }));
+            async move { request.send().await.is_ok() }
+        });
+        for sent in join_all(requests).await {
+            if sent { answered += 1 } else { abandoned += 1 }
+        }
+    }
+    eprintln!("[private-postgres] {abandoned} requests abandoned mid-way, {answered} answered");
+    assert!(abandoned > 100, "clients went away: {abandoned}");
+    // let what the abandoned requests started finish
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let db = server.database().conn();
+    let mut ledger: HashMap<i64, i64> = HashMap::new();
+    for entry in entity::balance_ledger::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+    {
+        *ledger.entry(entry.user_id).or_default() += entry.amount;
+    }
+    let mut sold: HashMap<i64, i64> = HashMap::new();
+    for &user in &users {
+        let balance = server.balance(user).await;
+        assert_eq!(
+            Some(&balance),
+            ledger.get(&user),
+            "user {user}: the ledger sums to the balance"
+        );
+        assert!(balance >= 0);
+        for status in ["COMPLETED", "PENDING"] {
+            for (product, units) in crate::orders::units_in_orders(&server, user, status).await {
+                *sold.entry(product).or_default() += units;
+            }
+        }
+    }
+    for (product, initial) in &products {
+        let now = crate::orders::stock(&server, *product).await;
+        assert_eq!(
+            now + sold.get(product).copied().unwrap_or(0),
+            *initial,
+            "product {product}: stock + held + sold = initial"
+        );
+    }
+    let log = postgres.log();
+    for warning in [
+        "there is already a transaction in progress",
+        "there is no transaction in progress",
+    ] {
+        assert!(
+            !log.contains(warning),
+            "a pooled connection was reused inside a transaction: {warning}"
+        );
+    }
     server.stop();
 }
 

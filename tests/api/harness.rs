@@ -771,6 +771,11 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
     /// Runs a command as the `postgres` user when we are root (initdb refuses root).
     fn as_postgres(&self, command: &[&str], root_only: bool) {
         let is_root = std::process::Command::new("id")

@@ -6,6 +6,7 @@ mod ws_client;
 
 mod auth;
 mod balance;
+mod batches;
 mod catalog;
 mod coupons;
 mod faults;

@@ -61,7 +61,7 @@ async fn order_action(server: &TestServer, mutation: &str, user: i64, order_id: 
         .clone()
 }
 
-async fn stock(server: &TestServer, product: i64) -> i64 {
+pub async fn stock(server: &TestServer, product: i64) -> i64 {
     server
         .anonymous()
         .data(
@@ -101,7 +101,7 @@ async fn ledger(server: &TestServer, user: i64) -> (i64, i64, Vec<String>) {
 }
 
 /// Units of each product in a user's orders of the given status.
-async fn units_in_orders(server: &TestServer, user: i64, status: &str) -> HashMap<i64, i64> {
+pub async fn units_in_orders(server: &TestServer, user: i64, status: &str) -> HashMap<i64, i64> {
     let mut units = HashMap::new();
     let mut after: Option<String> = None;
     loop {

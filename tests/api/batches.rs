@@ -1,0 +1,250 @@
+//! The order writer's batches (group commit): orders sent together are applied in one
+//! transaction, and each still gets exactly the outcome it would get alone, in arrival order.
+//! The servers here linger up to 300 ms for company, so requests sent together share a batch;
+//! the statement count proves they did.
+
+use std::collections::HashMap;
+
+use commerce::config::Settings;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, id_of, on_every_backend_with};
+use crate::orders::assert_invariants;
+
+const PLACE: &str = "mutation($items: [OrderItemInput!]!, $key: String) { placeOrder(input: {items: $items, idempotencyKey: $key}) {
+    order { id status total }
+    userErrors { code ... on OutOfStockError { available } ... on InsufficientBalanceError { balance required } } } }";
+
+fn lingering(settings: &mut Settings) {
+    settings.order_batch_linger_us = 300_000;
+    settings.order_batch_max = 1_000;
+    settings.rate_limit_user_per_sec = 0;
+}
+
+fn lines(lines: &[(i64, i64)]) -> Value {
+    json!(lines
+        .iter()
+        .map(|(product, quantity)| json!({ "productId": product.to_string(), "quantity": quantity }))
+        .collect::<Vec<_>>())
+}
+
+async fn place(server: &TestServer, user: i64, items: Value, key: Option<&str>) -> Value {
+    server
+        .user(user)
+        .data(PLACE, json!({ "items": items, "key": key }))
+        .await["placeOrder"]
+        .clone()
+}
+
+fn code(payload: &Value) -> &str {
+    payload["userErrors"][0]["code"].as_str().unwrap_or("OK")
+}
+
+/// Statements the server ran during `work` (a batch costs about a dozen, whatever its size).
+async fn statements_during<F: std::future::Future>(
+    server: &TestServer,
+    work: F,
+) -> (F::Output, u64) {
+    let before = server.statements_executed();
+    let output = work.await;
+    (output, server.statements_executed() - before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_orders_of_one_user_in_one_batch_that_together_overspend() {
+    on_every_backend_with(lingering, |server| async move {
+        let user = server.create_user("두 번 주문").await;
+        server.charge(user, 100_000).await;
+        let product = server
+            .create_product("모니터", "디스플레이", 60_000, 10)
+            .await;
+        let (answers, statements) = statements_during(
+            &server,
+            join_all((0..2).map(|_| place(&server, user, lines(&[(product, 1)]), None))),
+        )
+        .await;
+        let mut codes: Vec<&str> = answers.iter().map(code).collect();
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            ["INSUFFICIENT_BALANCE", "OK"],
+            "[{}] {answers:?}",
+            server.backend
+        );
+        let refused = answers.iter().find(|a| code(a) != "OK").unwrap();
+        assert_eq!(
+            (
+                refused["userErrors"][0]["balance"].clone(),
+                refused["userErrors"][0]["required"].clone()
+            ),
+            (json!(40_000), json!(60_000)),
+            "judged against what the first left"
+        );
+        assert!(
+            statements < 30,
+            "[{}] one batch: {statements} statements",
+            server.backend
+        );
+        assert_eq!(server.balance(user).await, 40_000);
+        assert_invariants(&server, &HashMap::from([(product, 10)]), &[(user, 100_000)]).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_unit_wanted_by_a_whole_batch_goes_to_the_first() {
+    on_every_backend_with(lingering, |server| async move {
+        let product = server.create_product("한정판", "수집", 10_000, 1).await;
+        let mut users = vec![];
+        for i in 0..20 {
+            let user = server.create_user(&format!("수집가 {i}")).await;
+            server.charge(user, 50_000).await;
+            users.push(user);
+        }
+        let (answers, statements) = statements_during(
+            &server,
+            join_all(
+                users
+                    .iter()
+                    .map(|&user| place(&server, user, lines(&[(product, 1)]), None)),
+            ),
+        )
+        .await;
+        let winners = answers.iter().filter(|a| code(a) == "OK").count();
+        assert_eq!(winners, 1, "[{}] {answers:?}", server.backend);
+        for loser in answers.iter().filter(|a| code(a) != "OK") {
+            assert_eq!(
+                loser["userErrors"][0],
+                json!({ "code": "OUT_OF_STOCK", "available": 0 })
+            );
+        }
+        assert!(
+            statements < 40,
+            "[{}] one batch: {statements} statements",
+            server.backend
+        );
+        let charged: Vec<(i64, i64)> = users.iter().map(|&u| (u, 50_000)).collect();
+        assert_invariants(&server, &HashMap::from([(product, 1)]), &charged).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotent_repeat_inside_a_batch_gets_the_first_order() {
+    on_every_backend_with(lingering, |server| async move {
+        let user = server.create_user("재시도").await;
+        server.charge(user, 100_000).await;
+        let product = server.create_product("키보드", "입력", 10_000, 50).await;
+        let same = || place(&server, user, lines(&[(product, 2)]), Some("once"));
+        let other = place(&server, user, lines(&[(product, 1)]), Some("once"));
+        let (answers, statements) = statements_during(&server, async {
+            let (mut repeats, other) = tokio::join!(join_all((0..5).map(|_| same())), other);
+            repeats.push(other);
+            repeats
+        })
+        .await;
+        // whichever request came first takes the key: its repeats get its order, the other
+        // request IDEMPOTENCY_KEY_REUSED
+        let (repeats, other) = answers.split_at(5);
+        if code(&other[0]) == "IDEMPOTENCY_KEY_REUSED" {
+            let first = &repeats[0]["order"]["id"];
+            assert!(!first.is_null(), "[{}] {answers:?}", server.backend);
+            assert!(
+                repeats.iter().all(|a| a["order"]["id"] == *first),
+                "[{}] {answers:?}",
+                server.backend
+            );
+        } else {
+            assert_eq!(code(&other[0]), "OK", "[{}] {answers:?}", server.backend);
+            assert!(
+                repeats.iter().all(|a| code(a) == "IDEMPOTENCY_KEY_REUSED"),
+                "[{}] {answers:?}",
+                server.backend
+            );
+        }
+        assert!(
+            statements < 40,
+            "[{}] one batch: {statements} statements",
+            server.backend
+        );
+        let count = server
+            .user(user)
+            .data("{ me { orders { totalCount } } }", json!({}))
+            .await;
+        assert_eq!(count["me"]["orders"]["totalCount"], json!(1), "one order");
+        let paid = 100_000 - server.balance(user).await;
+        assert!(paid == 20_000 || paid == 10_000, "charged once: {paid}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_orders_from_a_hundred_users_on_ten_products_stay_exact() {
+    on_every_backend_with(
+        |settings| {
+            settings.rate_limit_user_per_sec = 0;
+            settings.db_acquire_timeout_ms = 30_000;
+        },
+        |server| async move {
+            let mut stock = HashMap::new();
+            let mut products = vec![];
+            for i in 0..10 {
+                let initial = 40 + i * 10;
+                let product = server
+                    .create_product(&format!("상품 {i}"), "잡화", 1_000 * (i + 1), initial)
+                    .await;
+                stock.insert(product, initial);
+                products.push(product);
+            }
+            let mut users = vec![];
+            for i in 0..100 {
+                let user = server.create_user(&format!("고객 {i}")).await;
+                let charged = 40_000 + 10_000 * (i % 4);
+                server.charge(user, charged).await;
+                users.push((user, charged));
+            }
+            let orders = (0..1_000).map(|n: i64| {
+                let (user, _) = users[(n * 37 % 100) as usize];
+                let first = products[(n % 10) as usize];
+                let second = products[((n * 3 + 1) % 10) as usize];
+                let order = if first == second {
+                    vec![(first, 1)]
+                } else {
+                    vec![(first, 1), (second, 1 + n % 2)]
+                };
+                place(&server, user, lines(&order), None)
+            });
+            let (answers, statements) = statements_during(&server, join_all(orders)).await;
+            let mut outcomes: HashMap<&str, usize> = HashMap::new();
+            for answer in &answers {
+                *outcomes.entry(code(answer)).or_default() += 1;
+            }
+            eprintln!(
+                "[{}] 1,000 racing orders: {outcomes:?}, {statements} statements",
+                server.backend
+            );
+            assert!(
+                outcomes
+                    .keys()
+                    .all(|c| ["OK", "OUT_OF_STOCK", "INSUFFICIENT_BALANCE"].contains(c)),
+                "{outcomes:?}"
+            );
+            assert!(outcomes.get("OK").copied().unwrap_or(0) > 0);
+            assert!(
+                statements < 5_000,
+                "[{}] batched: {statements} statements for 1,000 orders",
+                server.backend
+            );
+            assert_invariants(&server, &stock, &users).await;
+            let ids: Vec<i64> = answers
+                .iter()
+                .filter(|a| code(a) == "OK")
+                .map(|a| id_of(&a["order"]["id"]))
+                .collect();
+            let distinct: std::collections::HashSet<&i64> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len(), "every order its own id");
+        },
+    )
+    .await;
+}
