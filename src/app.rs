@@ -18,6 +18,7 @@ use crate::catalog::service::CatalogService;
 use crate::config::Settings;
 use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
+use crate::graphql::documents::Documents;
 use crate::graphql::{QueryLimits, build_schema};
 use crate::http::limits::MutationLimits;
 use crate::http::{HttpLimits, HttpState, router};
@@ -168,6 +169,12 @@ impl Application {
             },
         );
         let connections = TaskTracker::new();
+        let documents = Documents::new(
+            state
+                .redis
+                .clone()
+                .map(|conn| (conn, settings.redis_key_prefix.clone())),
+        );
         let http_state = HttpState {
             schema,
             app: state,
@@ -190,6 +197,7 @@ impl Application {
                 settings.rate_limit_ip_per_sec,
                 settings.rate_limit_ip_burst,
             ),
+            documents,
             shutdown: shutdown.clone(),
             connections: connections.clone(),
             open_sockets: Arc::new(AtomicU64::new(0)),

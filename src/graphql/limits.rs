@@ -112,21 +112,17 @@ pub struct Inspection {
     pub mutation_fields: usize,
 }
 
-/// Parses the request's document (kept in the request for execution) and tells what it selects.
-/// A document that fails a limit or does not parse inspects as nothing (no mutation to count):
-/// its execution refuses it and says why.
-pub fn inspect(request: &mut Request, limits: &DocumentLimits) -> Inspection {
-    if check_text(&request.query, limits).is_err() {
+/// What a parsed document selects, as far as the transport needs to know; nothing when it fails
+/// a limit (its execution refuses it and says why).
+pub fn inspect_parsed(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    limits: &DocumentLimits,
+) -> Inspection {
+    if check_document(document, operation_name, limits).is_err() {
         return Inspection::default();
     }
-    let operation_name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return Inspection::default();
-    };
-    if check_document(document, operation_name.as_deref(), limits).is_err() {
-        return Inspection::default();
-    }
-    let Some(operation) = selected_operation(document, operation_name.as_deref()) else {
+    let Some(operation) = selected_operation(document, operation_name) else {
         return Inspection::default();
     };
     let mutation_fields = match operation.ty {
@@ -600,8 +596,8 @@ mod tests {
     #[test]
     fn mutation_fields_are_counted_after_fragments_and_by_response_key() {
         let inspect = |query: &str| {
-            let mut request = Request::new(query);
-            super::inspect(&mut request, &LIMITS)
+            let document = async_graphql::parser::parse_query(query).expect("parses");
+            inspect_parsed(&document, None, &LIMITS)
         };
         let two = inspect(
             "mutation{a:chargeBalance(input:{amount:1}){balance} b:chargeBalance(input:{amount:1}){balance} __typename}",

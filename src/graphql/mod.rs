@@ -4,6 +4,7 @@
 //! Each domain contributes its own `Query`/`Mutation`/`Subscription` parts in its `graphql.rs`;
 //! this module only assembles them.
 
+pub mod documents;
 pub mod limits;
 pub mod loaders;
 pub mod pagination;

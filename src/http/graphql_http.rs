@@ -13,18 +13,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Request};
+use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
 use serde_json::json;
 
 use super::limits::Limited;
 use super::{HttpState, authenticate, request_id};
 use crate::error::{AppError, RETRY_AFTER_SECS};
-use crate::graphql::limits::inspect;
 use crate::graphql::{failed_before_execution, prepare};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -166,11 +166,29 @@ pub async fn graphql_post(
         );
         return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
     }
-    let mut batch = batch;
-    let mutations: usize = batch
-        .iter_mut()
-        .map(|request| inspect(request, &state.limits.document).mutation_fields)
-        .sum();
+    let (single, requests) = match batch {
+        BatchRequest::Single(request) => (true, vec![request]),
+        BatchRequest::Batch(requests) => (false, requests),
+    };
+    let mut ready: Vec<Result<Request, ServerError>> = Vec::with_capacity(requests.len());
+    let mut mutations = 0;
+    for mut request in requests {
+        let limits = &state.limits.document;
+        match state
+            .documents
+            .resolve_persisted(&mut request, limits)
+            .await
+        {
+            Ok(()) => {
+                mutations += state
+                    .documents
+                    .inspect(&mut request, limits)
+                    .mutation_fields;
+                ready.push(Ok(request));
+            }
+            Err(refused) => ready.push(Err(refused)),
+        }
+    }
     if let Err(limited) = state
         .mutation_limits
         .check(viewer.user_id, Some(peer.ip()), mutations)
@@ -178,15 +196,29 @@ pub async fn graphql_post(
         return rate_limited(limited, format);
     }
     let request_id = request_id(&headers);
-    let prepared = |request: Request| prepare(request, viewer, &state.app).data(request_id.clone());
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(prepared(request)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(prepared).collect())
-        }
-    };
+    let ready: Vec<Result<Request, ServerError>> = ready
+        .into_iter()
+        .map(|request| request.map(|r| prepare(r, viewer, &state.app).data(request_id.clone())))
+        .collect();
     let schema = state.schema.clone();
-    let response = run_to_completion(async move { schema.execute_batch(batch).await }).await;
+    let mut responses = run_to_completion(async move {
+        join_all(ready.into_iter().map(|request| {
+            let schema = schema.clone();
+            async move {
+                match request {
+                    Ok(request) => schema.execute(request).await,
+                    Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+                }
+            }
+        }))
+        .await
+    })
+    .await;
+    let response = if single {
+        BatchResponse::Single(responses.pop().unwrap_or_default())
+    } else {
+        BatchResponse::Batch(responses)
+    };
     respond(response, format)
 }
 
@@ -207,7 +239,18 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
             return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
         }
     };
-    if inspect(&mut request, &state.limits.document).operation == Some(OperationType::Mutation) {
+    if let Err(refused) = state
+        .documents
+        .resolve_persisted(&mut request, &state.limits.document)
+        .await
+    {
+        let response = async_graphql::Response::from_errors(vec![refused]);
+        return respond(BatchResponse::Single(response), format);
+    }
+    let inspection = state
+        .documents
+        .inspect(&mut request, &state.limits.document);
+    if inspection.operation == Some(OperationType::Mutation) {
         let mut response = refusal(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -221,28 +264,29 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
     }
     let request = prepare(request, viewer, &state.app).data(request_id(&parts.headers));
     let schema = state.schema.clone();
-    let response =
-        run_to_completion(async move { BatchResponse::Single(schema.execute(request).await) })
-            .await;
-    respond(response, format)
+    let response = run_to_completion(async move { vec![schema.execute(request).await] }).await;
+    respond(
+        BatchResponse::Single(response.into_iter().next().unwrap_or_default()),
+        format,
+    )
 }
 
 /// Runs the execution in a task of its own: a client that goes away (or the request's time
-/// limit) drops only the waiting, never a write half-way (see [`crate::infra::db`]).
-async fn run_to_completion<F>(execution: F) -> BatchResponse
+/// limit) drops only the waiting, never a write half-way.
+async fn run_to_completion<F>(execution: F) -> Vec<async_graphql::Response>
 where
-    F: std::future::Future<Output = BatchResponse> + Send + 'static,
+    F: std::future::Future<Output = Vec<async_graphql::Response>> + Send + 'static,
 {
     match tokio::spawn(execution).await {
-        Ok(response) => response,
+        Ok(responses) => responses,
         Err(err) => {
             tracing::error!(error = %err, "a GraphQL execution panicked");
-            let mut error = async_graphql::ServerError::new("internal server error", None);
+            let mut error = ServerError::new("internal server error", None);
             error
                 .extensions
                 .get_or_insert_with(Default::default)
                 .set("code", "INTERNAL_SERVER_ERROR");
-            BatchResponse::Single(async_graphql::Response::from_errors(vec![error]))
+            vec![async_graphql::Response::from_errors(vec![error])]
         }
     }
 }

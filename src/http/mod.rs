@@ -45,6 +45,8 @@ pub struct HttpState {
     pub auth: Authenticator,
     pub limits: HttpLimits,
     pub mutation_limits: limits::MutationLimits,
+    /// Persisted queries and parsed documents.
+    pub documents: crate::graphql::documents::Documents,
     /// Cancelled when the server stops: WebSocket connections close with 1001.
     pub shutdown: CancellationToken,
     /// WebSocket connections, waited for at shutdown.

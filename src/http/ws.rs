@@ -38,7 +38,6 @@ use tokio::task::AbortHandle;
 use super::{HttpState, existing, viewer_from_headers};
 use crate::auth::{Credentials, Viewer};
 use crate::error::AppError;
-use crate::graphql::limits::inspect;
 use crate::graphql::{complete_error_codes, failed_before_execution, prepare};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -251,7 +250,17 @@ impl Connection {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
                 let mut payload = payload;
-                let inspection = inspect(&mut payload, &self.state.limits.document);
+                let limits = &self.state.limits.document;
+                if let Err(refused) = self
+                    .state
+                    .documents
+                    .resolve_persisted(&mut payload, limits)
+                    .await
+                {
+                    let error = json!({ "type": "error", "id": id, "payload": [refused] });
+                    return send(socket, error).await;
+                }
+                let inspection = self.state.documents.inspect(&mut payload, limits);
                 let mutations = inspection.mutation_fields;
                 let refusal = if self.running.len() >= self.state.limits.ws_max_subscriptions {
                     Some("too many operations on this connection".to_owned())

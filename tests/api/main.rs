@@ -15,6 +15,7 @@ mod hostile;
 mod operations;
 mod orders;
 mod outbox;
+mod persisted;
 mod protocol;
 mod ranking;
 mod schema;
