@@ -10,34 +10,19 @@ use chrono::{DateTime, Utc};
 use entity::{balance, balance_ledger};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 
 use super::service::LedgerKind;
+use crate::infra::locking::lock_ascending;
 
 /// Locks the balances of `users` (ascending id); returns the amounts of those that exist.
 pub async fn lock(
     conn: &impl ConnectionTrait,
     users: impl IntoIterator<Item = i64>,
 ) -> Result<HashMap<i64, i64>, DbErr> {
-    let mut users: Vec<i64> = users.into_iter().collect();
-    users.sort_unstable();
-    users.dedup();
-    if users.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(i64, i64)> = balance::Entity::find()
-        .select_only()
-        .column(balance::Column::UserId)
-        .column(balance::Column::Amount)
-        .filter(balance::Column::UserId.is_in(users))
-        .order_by_asc(balance::Column::UserId)
-        .lock_exclusive()
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows.into_iter().collect())
+    let rows = lock_ascending::<balance::Entity>(conn, balance::Column::UserId, users).await?;
+    Ok(rows.into_iter().map(|b| (b.user_id, b.amount)).collect())
 }
 
 /// One movement of a locked balance: what changes, and the balance after it (in the order the

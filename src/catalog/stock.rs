@@ -7,30 +7,17 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use entity::product;
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::infra::locking::lock_ascending;
 
 /// Locks the products (ascending id) and returns them by id; unknown ids are absent.
 pub async fn lock(
     conn: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = i64>,
 ) -> Result<HashMap<i64, product::Model>, DbErr> {
-    let mut ids: Vec<i64> = ids.into_iter().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(product::Entity::find()
-        .filter(product::Column::Id.is_in(ids))
-        .order_by_asc(product::Column::Id)
-        .lock_exclusive()
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect())
+    let rows = lock_ascending::<product::Entity>(conn, product::Column::Id, ids).await?;
+    Ok(rows.into_iter().map(|p| (p.id, p)).collect())
 }
 
 /// Changes the stock of locked products by `deltas` (negative: units taken, positive: units

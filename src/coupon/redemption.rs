@@ -8,11 +8,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::service::{PERCENT, status};
+use crate::infra::locking::lock_ascending;
 
 /// A locked coupon and the event that issued it.
 #[derive(Clone, Debug)]
@@ -30,18 +29,10 @@ pub async fn lock(
     conn: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = i64>,
 ) -> Result<HashMap<i64, Redeemable>, DbErr> {
-    let mut ids: Vec<i64> = ids.into_iter().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
+    let coupons = lock_ascending::<user_coupon::Entity>(conn, user_coupon::Column::Id, ids).await?;
+    if coupons.is_empty() {
         return Ok(HashMap::new());
     }
-    let coupons = user_coupon::Entity::find()
-        .filter(user_coupon::Column::Id.is_in(ids))
-        .order_by_asc(user_coupon::Column::Id)
-        .lock_exclusive()
-        .all(conn)
-        .await?;
     let mut event_ids: Vec<i64> = coupons.iter().map(|c| c.event_id).collect();
     event_ids.sort_unstable();
     event_ids.dedup();

@@ -259,28 +259,37 @@ fn options(url: &str, max_connections: u32, acquire_timeout: Duration) -> Connec
     options
 }
 
+/// What the database said, when the error is the database's answer to a statement.
+enum Refusal<'a> {
+    /// MySQL's error number.
+    MySql(u16),
+    /// PostgreSQL's SQLSTATE, or SQLite's extended result code.
+    Code(std::borrow::Cow<'a, str>),
+}
+
+fn refusal(err: &DbErr) -> Option<Refusal<'_>> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx_err))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx_err))) = err
+    else {
+        return None;
+    };
+    let db_err = sqlx_err.as_database_error()?;
+    if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return Some(Refusal::MySql(mysql.number()));
+    }
+    db_err.code().map(Refusal::Code)
+}
+
 /// True for an abort that a new attempt can overcome: deadlock, serialization failure, lock wait
 /// timeout, SQLite busy.
 pub fn is_transient(err: &DbErr) -> bool {
-    let runtime = match err {
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
-        return false;
-    };
-    let Some(db_err) = sqlx_err.as_database_error() else {
-        return false;
-    };
-    if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+    match refusal(err) {
         // 1213 deadlock, 1205 lock wait timeout
-        return matches!(mysql.number(), 1213 | 1205);
-    }
-    matches!(
-        db_err.code().as_deref(),
+        Some(Refusal::MySql(number)) => matches!(number, 1213 | 1205),
         // PostgreSQL: serialization_failure, deadlock_detected; SQLite: BUSY, LOCKED, BUSY_SNAPSHOT
-        Some("40001" | "40P01" | "5" | "6" | "517")
-    )
+        Some(Refusal::Code(code)) => matches!(code.as_ref(), "40001" | "40P01" | "5" | "6" | "517"),
+        None => false,
+    }
 }
 
 /// True when the database cannot be reached (down, restarting, shutting down, out of
@@ -291,29 +300,28 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
         _ => return false,
     };
-    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
-        return false;
-    };
-    match sqlx_err.as_ref() {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db_err) => {
-            if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                // 1040 too many connections, 1053 server shutdown, 1077 normal shutdown,
-                // 1927 connection killed, 2006 gone away, 2013 lost connection
-                return matches!(mysql.number(), 1040 | 1053 | 1077 | 1927 | 2006 | 2013);
-            }
-            // PostgreSQL: class 08 (connection exception), 53300 too many connections, 57P01
-            // admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now
-            db_err.code().is_some_and(|code| {
-                code.starts_with("08")
-                    || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
-            })
+    if let RuntimeErr::SqlxError(sqlx_err) = runtime
+        && matches!(
+            sqlx_err.as_ref(),
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+        )
+    {
+        return true;
+    }
+    match refusal(err) {
+        // 1040 too many connections, 1053 server shutdown, 1077 normal shutdown, 1927 connection
+        // killed, 2006 gone away, 2013 lost connection
+        Some(Refusal::MySql(number)) => matches!(number, 1040 | 1053 | 1077 | 1927 | 2006 | 2013),
+        // PostgreSQL: class 08 (connection exception), 53300 too many connections, 57P01 admin
+        // shutdown, 57P02 crash shutdown, 57P03 cannot connect now
+        Some(Refusal::Code(code)) => {
+            code.starts_with("08") || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -321,26 +329,14 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// PostgreSQL), a number out of its column's range. Inputs are checked before they get here;
 /// this is the backstop that keeps a missed check from being answered as an internal error.
 pub fn is_unstorable_value(err: &DbErr) -> bool {
-    let runtime = match err {
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
-        return false;
-    };
-    let Some(db_err) = sqlx_err.as_database_error() else {
-        return false;
-    };
-    if let Some(mysql) = db_err.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+    match refusal(err) {
         // 1264 out of range, 1366 incorrect string value, 1406 data too long
-        return matches!(mysql.number(), 1264 | 1366 | 1406);
+        Some(Refusal::MySql(number)) => matches!(number, 1264 | 1366 | 1406),
+        // PostgreSQL: 22001 string too long, 22003 numeric out of range, 22021 character not in
+        // repertoire (NUL), 22P05 untranslatable character
+        Some(Refusal::Code(code)) => matches!(code.as_ref(), "22001" | "22003" | "22021" | "22P05"),
+        None => false,
     }
-    // PostgreSQL: 22001 string too long, 22003 numeric out of range, 22021 character not in
-    // repertoire (NUL), 22P05 untranslatable character
-    matches!(
-        db_err.code().as_deref(),
-        Some("22001" | "22003" | "22021" | "22P05")
-    )
 }
 
 /// True when the error is a violated foreign key (a row naming one that does not exist).

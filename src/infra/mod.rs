@@ -4,5 +4,6 @@
 pub mod bus;
 pub mod db;
 pub mod idempotency;
+pub mod locking;
 pub mod paging;
 pub mod redis;

@@ -11,27 +11,16 @@ use sea_orm::{
 };
 
 use super::service::status;
+use crate::infra::locking::lock_ascending;
 
 /// Locks the orders (ascending id, the first step of the global lock order), by id.
 pub async fn lock(
     conn: &impl ConnectionTrait,
     ids: &[i64],
 ) -> Result<HashMap<i64, order::Model>, DbErr> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(order::Entity::find()
-        .filter(order::Column::Id.is_in(ids))
-        .order_by_asc(order::Column::Id)
-        .lock_exclusive()
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o))
-        .collect())
+    let rows =
+        lock_ascending::<order::Entity>(conn, order::Column::Id, ids.iter().copied()).await?;
+    Ok(rows.into_iter().map(|o| (o.id, o)).collect())
 }
 
 /// Orders as stored (their timestamps have the database's precision), by id.

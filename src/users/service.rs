@@ -66,7 +66,9 @@ impl UserService {
     /// Creates a user with a zero balance.
     pub async fn create(&self, name: &str, role: Role) -> Result<user::Model, UserAdminError> {
         let name = required_text("name", name, 100)?;
-        Ok(self.db.write(|| self.create_attempt(&name, role)).await?)
+        let created = self.db.write(|| self.create_attempt(&name, role)).await?;
+        self.known.insert(created.id, ());
+        Ok(created)
     }
 
     async fn create_attempt(&self, name: &str, role: Role) -> Result<user::Model, AttemptError> {
