@@ -25,6 +25,10 @@ trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
 until curl -fsS http://127.0.0.1:8000/healthz >/dev/null 2>&1; do sleep 0.2; done
 
 run() { echo "== $1"; shift; "$@"; }
+
+# warm-up: fill the tables and the server's caches, then give the planner statistics
+$LT --database-url "$DB" --out "$OUT/warm-up.json" orders --users 2000 --products 200 --rate 500 --duration 10 > "$OUT/warm-up.txt"
+psql -q -h 127.0.0.1 -U postgres -d "$DB_NAME" -c "ANALYZE"
 SCENARIOS=("$@")
 want_all=$([ ${#SCENARIOS[@]} -eq 0 ] && echo 1 || echo 0)
 pick() { [ "$want_all" = 1 ] || [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
@@ -72,5 +76,9 @@ if pick pgbench; then
     run "pair $i: orders" $LT --database-url "$DB" --out "$OUT/pair-$i-orders.json" orders --users 10000 --products 1000 --concurrency 64 --duration 30
     run "pair $i: pgbench" pgbench -n -M prepared -c 64 -j 2 -T 30 -f "$OUT/orders.sql" -h 127.0.0.1 -U postgres "$DB_NAME" | tee "$OUT/pair-$i-pgbench.txt"
   done
+  psql -q -h 127.0.0.1 -U postgres -d "$DB_NAME" -c "ANALYZE"
   run "pgbench at the server's pool size" pgbench -n -M prepared -c 10 -j 2 -T 30 -f "$OUT/orders.sql" -h 127.0.0.1 -U postgres "$DB_NAME" | tee "$OUT/pgbench-c10.txt"
 fi
+
+# what the batch writers saw over the whole run
+curl -fsS http://127.0.0.1:8000/metrics | grep -E '^batch_size' | tee "$OUT/batch-sizes.txt"

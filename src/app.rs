@@ -143,7 +143,8 @@ impl Application {
             None => CouponGate::in_process(),
         };
         let state = AppState {
-            coupons: CouponService::new(db.clone(), gate),
+            coupons: CouponService::new(db.clone(), gate)
+                .context("cannot start the coupon writer")?,
             outbox,
             ordering,
             ranking,

@@ -356,8 +356,8 @@ impl Settings {
     }
 
     /// How the order writer batches.
-    pub fn order_batches(&self) -> crate::ordering::writer::BatchSettings {
-        crate::ordering::writer::BatchSettings {
+    pub fn order_batches(&self) -> crate::infra::batching::BatchSettings {
+        crate::infra::batching::BatchSettings {
             writers: self.order_writers as usize,
             max: self.order_batch_max as usize,
             linger: Duration::from_micros(self.order_batch_linger_us),

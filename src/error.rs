@@ -488,6 +488,7 @@ impl From<CouponError> for Failure {
                 &["input", "eventId"],
             )),
             CouponError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
+            CouponError::Unconfirmed => Failure::App(AppError::Unconfirmed),
             CouponError::Db(err) => Failure::App(err.into()),
         }
     }

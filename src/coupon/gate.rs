@@ -6,14 +6,16 @@
 //! of users admitted or holding a coupon, and an "exhausted" flag set only when the database said
 //! so. A request that passes takes a slot; the database then decides, and [`CouponGate::settle`]
 //! gives the slot back unless a coupon was issued. With Redis (shared by every instance) this is
-//! one Lua script per request; without, a mutex-guarded map. The Redis state is rebuilt from the
+//! one Lua script per request; without, a mutex-guarded map. An event the database said is
+//! exhausted stays so (coupons never go back to an event, and its total never changes): each
+//! instance remembers that and turns its requests away without asking Redis. The Redis state is rebuilt from the
 //! database when its keys are missing (restart, flush) and at least every
 //! [`REBUILD_EVERY_SECS`], so a slot lost to a crash between gate and database comes back. A
 //! failing Redis makes the gate let everything through to the database: slower, never wrong.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use redis::Script;
@@ -49,6 +51,8 @@ pub enum Verdict {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Settlement {
     Issued,
+    /// Issued the event's last coupon.
+    IssuedLast,
     Exhausted,
     AlreadyIssued,
     /// Refused for another reason, or failed: the slot and the user are released.
@@ -61,6 +65,8 @@ pub enum CouponGate {
     Redis {
         conn: ConnectionManager,
         prefix: String,
+        /// Events the database said are exhausted, as this instance learnt.
+        exhausted: Arc<RwLock<HashSet<i64>>>,
         /// One rebuild at a time in this process: the first request of a storm that finds the
         /// gate unbuilt loads the event from the database; the others wait for it instead of
         /// each loading it again.
@@ -75,9 +81,14 @@ pub struct LocalEvent {
     users: HashSet<i64>,
 }
 
-const ADMIT: &str = r#"
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(ADMIT_LUA));
+static BUILD: LazyLock<Script> = LazyLock::new(|| Script::new(BUILD_LUA));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(SETTLE_LUA));
+
+const ADMIT_LUA: &str = r#"
 -- KEYS: exhausted flag, users set, remaining counter, built marker; ARGV: user id
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+-- 4: exhausted as the database said; 1: no slot left now
+if redis.call('EXISTS', KEYS[1]) == 1 then return 4 end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 3 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 2 end
 if redis.call('DECR', KEYS[3]) < 0 then
@@ -88,7 +99,7 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 0
 "#;
 
-const BUILD: &str = r#"
+const BUILD_LUA: &str = r#"
 -- KEYS: exhausted flag, users set, remaining counter, built marker
 -- ARGV: remaining, rebuild seconds, key ttl, user ids...
 redis.call('DEL', KEYS[2])
@@ -100,10 +111,12 @@ if tonumber(ARGV[1]) <= 0 then redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) en
 return 0
 "#;
 
-const SETTLE: &str = r#"
+const SETTLE_LUA: &str = r#"
 -- KEYS: exhausted flag, users set, remaining counter; ARGV: user id, outcome, key ttl
 local outcome = ARGV[2]
-if outcome == 'exhausted' then
+if outcome == 'last' then
+  redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
+elseif outcome == 'exhausted' then
   redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
   redis.call('SREM', KEYS[2], ARGV[1])
 elseif outcome == 'already' then
@@ -124,6 +137,7 @@ impl CouponGate {
         CouponGate::Redis {
             conn,
             prefix: prefix.to_owned(),
+            exhausted: Arc::default(),
             rebuilding: Arc::new(Mutex::new(())),
         }
     }
@@ -163,8 +177,12 @@ impl CouponGate {
             CouponGate::Redis {
                 conn,
                 prefix,
+                exhausted,
                 rebuilding,
             } => {
+                if known_exhausted(exhausted, event_id) {
+                    return Verdict::Exhausted;
+                }
                 let keys = keys(prefix, event_id);
                 let mut conn = conn.clone();
                 let mut verdict = run_admit(&mut conn, &keys, user_id).await;
@@ -180,8 +198,7 @@ impl CouponGate {
                     let Some(snapshot) = snapshot().await else {
                         return Verdict::Proceed { reserved: false };
                     };
-                    let script = Script::new(BUILD);
-                    let mut build = script.key(&keys[..4]);
+                    let mut build = BUILD.key(&keys[..4]);
                     build
                         .arg(snapshot.remaining)
                         .arg(REBUILD_EVERY_SECS)
@@ -201,6 +218,10 @@ impl CouponGate {
                 match verdict {
                     Ok(0) => Verdict::Proceed { reserved: true },
                     Ok(1) => Verdict::Exhausted,
+                    Ok(4) => {
+                        learn_exhausted(exhausted, event_id);
+                        Verdict::Exhausted
+                    }
                     Ok(2) => Verdict::AlreadyIssued,
                     Ok(_) => Verdict::Proceed { reserved: false },
                     Err(err) => {
@@ -222,6 +243,7 @@ impl CouponGate {
                 };
                 match outcome {
                     Settlement::Issued => {}
+                    Settlement::IssuedLast => event.exhausted = true,
                     Settlement::Exhausted => {
                         event.exhausted = true;
                         event.users.remove(&user_id);
@@ -240,9 +262,18 @@ impl CouponGate {
                     }
                 }
             }
-            CouponGate::Redis { conn, prefix, .. } => {
+            CouponGate::Redis {
+                conn,
+                prefix,
+                exhausted,
+                ..
+            } => {
+                if matches!(outcome, Settlement::IssuedLast | Settlement::Exhausted) {
+                    learn_exhausted(exhausted, event_id);
+                }
                 let word = match (outcome, reserved) {
                     (Settlement::Issued, _) => return,
+                    (Settlement::IssuedLast, _) => "last",
                     (Settlement::Exhausted, _) => "exhausted",
                     (Settlement::AlreadyIssued, true) => "already",
                     (Settlement::Released, true) => "released",
@@ -250,8 +281,7 @@ impl CouponGate {
                 };
                 let keys = keys(prefix, event_id);
                 let mut conn = conn.clone();
-                let script = Script::new(SETTLE);
-                let mut settle = script.key(&keys[..3]);
+                let mut settle = SETTLE.key(&keys[..3]);
                 settle.arg(user_id).arg(word).arg(KEY_TTL_SECS);
                 let settled =
                     tokio::time::timeout(REDIS_TIMEOUT, settle.invoke_async::<i64>(&mut conn))
@@ -263,6 +293,18 @@ impl CouponGate {
                 }
             }
         }
+    }
+}
+
+fn known_exhausted(exhausted: &RwLock<HashSet<i64>>, event_id: i64) -> bool {
+    exhausted
+        .read()
+        .is_ok_and(|events| events.contains(&event_id))
+}
+
+fn learn_exhausted(exhausted: &RwLock<HashSet<i64>>, event_id: i64) {
+    if let Ok(mut events) = exhausted.write() {
+        events.insert(event_id);
     }
 }
 
@@ -280,8 +322,7 @@ async fn run_admit(
     keys: &[String; 4],
     user_id: i64,
 ) -> Result<i64, redis::RedisError> {
-    let script = Script::new(ADMIT);
-    let mut admit = script.key(&keys[..]);
+    let mut admit = ADMIT.key(&keys[..]);
     admit.arg(user_id);
     match tokio::time::timeout(REDIS_TIMEOUT, admit.invoke_async::<i64>(conn)).await {
         Ok(answer) => answer,

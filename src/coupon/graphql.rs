@@ -282,21 +282,11 @@ impl CouponMutation {
                 ))),
             );
         };
-        let issued = match state.coupons.issue(user_id, event_id).await {
-            Ok(row) => {
-                let event = state
-                    .coupons
-                    .event(row.event_id)
-                    .await
-                    .map_err(AppError::from)?
-                    .ok_or_else(|| {
-                        AppError::internal(anyhow::anyhow!("issued coupon without event"))
-                    })?;
-                Ok(Coupon::new(row, event))
-            }
-            Err(err) => Err(err),
-        };
-        IssueCouponPayload::resolve("issueCoupon", issued)
+        let issued = state.coupons.issue(user_id, event_id).await;
+        IssueCouponPayload::resolve(
+            "issueCoupon",
+            issued.map(|(coupon, event)| Coupon::new(coupon, event)),
+        )
     }
 
     /// Creates a coupon event. Admin only.

@@ -1,7 +1,7 @@
 //! Coupon use cases: events (admin), issuance behind the gate, listing, and the coupon side of an
 //! order (validating, discounting, reserving, using, releasing) inside the order's transaction.
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -9,8 +9,9 @@ use sea_orm::{
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
+use super::issuing::{IssueWriter, Request};
 use crate::error::InvalidInput;
-use crate::infra::db::{AttemptError, Database, is_foreign_key_violation, is_unique_violation};
+use crate::infra::db::Database;
 use crate::text::required_text;
 
 pub const PERCENT: &str = "PERCENT";
@@ -25,12 +26,13 @@ pub mod status {
 }
 
 /// Default validity of an issued coupon when the event sets none.
-const DEFAULT_VALID_DAYS: i32 = 30;
+pub(super) const DEFAULT_VALID_DAYS: i32 = 30;
 
 #[derive(Clone)]
 pub struct CouponService {
     db: Database,
     gate: CouponGate,
+    writer: IssueWriter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub enum CouponError {
     /// The viewer's user does not exist (deleted after their credentials were issued).
     #[error("no such user")]
     UnknownUser,
+    /// The database went away during the COMMIT: the coupon may or may not have been issued.
+    #[error("the issuing transaction's outcome is unknown")]
+    Unconfirmed,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -67,8 +72,10 @@ pub struct NewCouponEvent {
 }
 
 impl CouponService {
-    pub fn new(db: Database, gate: CouponGate) -> Self {
-        Self { db, gate }
+    /// Starts the coupon writer (see [`IssueWriter`]).
+    pub fn new(db: Database, gate: CouponGate) -> std::io::Result<Self> {
+        let writer = IssueWriter::start(db.clone())?;
+        Ok(Self { db, gate, writer })
     }
 
     pub async fn create_event(
@@ -189,14 +196,15 @@ impl CouponService {
             .await
     }
 
-    /// Issues the event's coupon to the user: first come, first served, one per user.
+    /// Issues the event's coupon to the user: first come, first served, one per user. The
+    /// coupon comes with its event as of the issuing commit.
     ///
     /// Runs to the end even if the caller goes away, so the gate is always settled.
     pub async fn issue(
         &self,
         user_id: i64,
         event_id: i64,
-    ) -> Result<user_coupon::Model, CouponError> {
+    ) -> Result<(user_coupon::Model, coupon_event::Model), CouponError> {
         let service = self.clone();
         tokio::spawn(async move { service.issue_to_completion(user_id, event_id).await })
             .await
@@ -207,7 +215,7 @@ impl CouponService {
         &self,
         user_id: i64,
         event_id: i64,
-    ) -> Result<user_coupon::Model, CouponError> {
+    ) -> Result<(user_coupon::Model, coupon_event::Model), CouponError> {
         let verdict = self
             .gate
             .admit(event_id, user_id, || self.snapshot(event_id))
@@ -217,13 +225,11 @@ impl CouponService {
             Verdict::AlreadyIssued => return Err(CouponError::AlreadyIssued(event_id)),
             Verdict::Proceed { reserved } => reserved,
         };
-        let result = self
-            .db
-            .write(|| self.issue_attempt(user_id, event_id))
-            .await
-            .map_err(CouponError::from)
-            .and_then(|r| r);
+        let result = self.writer.issue(Request { user_id, event_id }).await;
         let settlement = match &result {
+            Ok((_, event)) if event.issued_quantity >= event.total_quantity => {
+                Settlement::IssuedLast
+            }
             Ok(_) => Settlement::Issued,
             Err(CouponError::Exhausted { .. }) => Settlement::Exhausted,
             Err(CouponError::AlreadyIssued(_)) => Settlement::AlreadyIssued,
@@ -250,89 +256,6 @@ impl CouponService {
             remaining: event.total_quantity - event.issued_quantity,
             holders,
         })
-    }
-
-    async fn issue_attempt(
-        &self,
-        user_id: i64,
-        event_id: i64,
-    ) -> Result<Result<user_coupon::Model, CouponError>, AttemptError> {
-        let txn = self.db.begin_write().await?;
-        let now = Utc::now();
-        let refusal = match coupon_event::Entity::find_by_id(event_id)
-            .one(&*txn)
-            .await?
-        {
-            None => Err(CouponError::EventNotFound(event_id)),
-            Some(event) if event.starts_at > now => Err(CouponError::NotActive {
-                event_id,
-                reason: "it has not started yet",
-            }),
-            Some(event) if event.ends_at.is_some_and(|end| end <= now) => {
-                Err(CouponError::NotActive {
-                    event_id,
-                    reason: "it has ended",
-                })
-            }
-            Some(event) => Ok(event),
-        };
-        let event = match refusal {
-            Ok(event) => event,
-            Err(err) => {
-                txn.rollback().await?;
-                return Ok(Err(err));
-            }
-        };
-        let expires_at = match (event.valid_until, event.valid_days) {
-            (Some(until), _) => until,
-            (None, days) => now
-                .checked_add_days(Days::new(days.unwrap_or(DEFAULT_VALID_DAYS) as u64))
-                .unwrap_or(now),
-        };
-        // the insert first: a second coupon for the user fails here, before the hot event row
-        let inserted = user_coupon::ActiveModel {
-            event_id: Set(event_id),
-            user_id: Set(user_id),
-            status: Set(status::AVAILABLE.to_owned()),
-            issued_at: Set(now),
-            expires_at: Set(expires_at),
-            order_id: Set(None),
-            used_at: Set(None),
-            ..Default::default()
-        }
-        .insert(&*txn)
-        .await;
-        let coupon = match inserted {
-            Ok(coupon) => coupon,
-            Err(err) if is_unique_violation(&err) => {
-                txn.rollback().await?;
-                return Ok(Err(CouponError::AlreadyIssued(event_id)));
-            }
-            Err(err) if is_foreign_key_violation(&err) => {
-                txn.rollback().await?;
-                return Ok(Err(CouponError::UnknownUser));
-            }
-            Err(err) => return Err(err.into()),
-        };
-        // the conditional increment: never past the total, whatever the gate let through
-        let counted = coupon_event::Entity::update_many()
-            .col_expr(
-                coupon_event::Column::IssuedQuantity,
-                Expr::col(coupon_event::Column::IssuedQuantity).add(1),
-            )
-            .filter(coupon_event::Column::Id.eq(event_id))
-            .filter(
-                Expr::col(coupon_event::Column::IssuedQuantity)
-                    .lt(Expr::col(coupon_event::Column::TotalQuantity)),
-            )
-            .exec(&*txn)
-            .await?;
-        if counted.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(Err(CouponError::Exhausted { event_id }));
-        }
-        txn.commit().await?;
-        Ok(Ok(coupon))
     }
 
     /// Active events with coupons left, other than `except`: what to offer instead.

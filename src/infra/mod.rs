@@ -1,6 +1,7 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
-//! backend quirks), Redis, the event bus and idempotency keys.
+//! backend quirks), group commit, Redis, the event bus and idempotency keys.
 
+pub mod batching;
 pub mod bus;
 pub mod db;
 pub mod idempotency;

@@ -18,8 +18,9 @@ use super::announce::Announcer;
 use super::lifecycle;
 use super::placing::Command;
 use super::request::OrderRequest;
-use super::writer::{BatchSettings, OrderWriter};
+use super::writer::OrderWriter;
 use crate::error::InvalidInput;
+use crate::infra::batching::BatchSettings;
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;
 

@@ -249,6 +249,75 @@ async fn a_thousand_users_for_a_hundred_coupons_and_one_user_racing_himself() {
     .await;
 }
 
+/// Two instances with gates of their own each let a full event's worth of requests through, so
+/// the database's batches must turn the surplus away; refusals of other events share the batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_from_two_gates_issue_exactly_the_total() {
+    on_every_backend(|server| async move {
+        let mut settings = server.settings.clone();
+        settings.redis_key_prefix = format!("{}other-gate:", settings.redis_key_prefix);
+        let other = TestServer::start(server.backend, settings).await;
+        let hundred = event(&server, "두 관문", "PERCENT", 10, 100, json!({})).await;
+        let later = event(
+            &server,
+            "아직",
+            "PERCENT",
+            10,
+            100,
+            json!({ "startsAt": (Utc::now() + chrono::Duration::days(1)).to_rfc3339() }),
+        )
+        .await;
+        let shoppers = users(&server, 300).await;
+        let eager = shoppers[0];
+        let requests = shoppers
+            .iter()
+            .enumerate()
+            .map(|(i, user)| (i, *user, hundred))
+            .chain((0..40).map(|i| (i, eager, hundred)))
+            .chain(
+                shoppers[..30]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, user)| (i, *user, later)),
+            )
+            .chain(
+                shoppers[..30]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, user)| (i, *user, 999_999)),
+            );
+        let answers = join_all(requests.map(|(i, user, event_id)| {
+            let instance = if i % 2 == 0 { &server } else { &other };
+            async move { (user, event_id, issue(instance, user, event_id).await) }
+        }))
+        .await;
+        let of = |event_id: i64| answers.iter().filter(move |(_, e, _)| *e == event_id);
+        let winners: Vec<i64> = of(hundred)
+            .filter(|(_, _, a)| a["userErrors"] == json!([]))
+            .map(|(user, _, _)| *user)
+            .collect();
+        assert_eq!(winners.len(), 100, "exactly the total");
+        let distinct: std::collections::HashSet<i64> = winners.iter().copied().collect();
+        assert_eq!(distinct.len(), 100, "one coupon per user");
+        assert!(
+            of(hundred).all(|(_, _, a)| a["userErrors"] == json!([])
+                || ["COUPON_EXHAUSTED", "COUPON_ALREADY_ISSUED"].contains(&code(a).as_str())),
+            "every other answer is a refusal"
+        );
+        for winner in of(hundred).filter(|(_, _, a)| a["userErrors"] == json!([])) {
+            let coupon = &winner.2["coupon"];
+            assert_eq!(coupon["event"]["id"], json!(hundred.to_string()));
+            assert_eq!(coupon["status"], json!("AVAILABLE"));
+        }
+        assert!(of(later).all(|(_, _, a)| code(a) == "COUPON_EVENT_NOT_ACTIVE"));
+        assert!(of(999_999).all(|(_, _, a)| code(a) == "NOT_FOUND"));
+        assert_eq!(event_counts(&server, hundred).await, (100, 100, 0));
+        assert_eq!(event_counts(&server, later).await, (100, 0, 100));
+        other.stop();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_coupon_pays_for_one_of_two_concurrent_orders() {
     on_every_backend(|server| async move {
