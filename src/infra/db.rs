@@ -137,8 +137,8 @@ impl Database {
     }
 
     /// A second pool of `max_connections` on the same database, sharing this handle's SQLite
-    /// writer gate and statement count: for work running on a runtime of its own (the order
-    /// writer), whose connections must be driven by that runtime.
+    /// writer gate and statement count: for work running on a runtime of its own (the batch
+    /// writers), whose connections must be driven by that runtime.
     pub async fn another_pool(&self, max_connections: u32) -> Result<Self, DbErr> {
         let conn =
             sea_orm::Database::connect(options(&self.url, max_connections, self.acquire_timeout))
