@@ -19,15 +19,17 @@ use crate::config::Settings;
 use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
 use crate::graphql::documents::Documents;
+use crate::graphql::limits::DocumentLimits;
 use crate::graphql::{QueryLimits, build_schema};
 use crate::http::limits::MutationLimits;
 use crate::http::{HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
 use crate::ordering::announce::Announcer;
-use crate::ordering::service::{OrderSettings, OrderingService};
+use crate::ordering::model::OrderSettings;
+use crate::ordering::service::OrderingService;
 use crate::outbox::breaker::CircuitBreaker;
-use crate::outbox::relay::{OutboxSignal, Relay};
+use crate::outbox::relay::{OutboxSignal, Relay, RelaySettings};
 use crate::outbox::service::OutboxService;
 use crate::ranking::service::RankingService;
 use crate::state::AppState;
@@ -99,7 +101,7 @@ impl Application {
             settings.ranking_refresh(),
         );
         let deliveries = OutboxSignal::default();
-        let breaker = match settings.relay() {
+        let breaker = match RelaySettings::from_settings(&settings) {
             Some(relay_settings) => {
                 let breaker = Arc::new(Mutex::new(CircuitBreaker::new(
                     relay_settings.breaker_threshold,
@@ -164,7 +166,7 @@ impl Application {
         let schema = build_schema(
             state.clone(),
             QueryLimits {
-                document: settings.document_limits(),
+                document: DocumentLimits::from_settings(&settings),
                 max_complexity: settings.max_query_complexity as usize,
                 disable_introspection: settings.disable_introspection,
             },
@@ -185,7 +187,7 @@ impl Application {
             ),
             limits: HttpLimits {
                 max_body_bytes: settings.max_body_bytes as usize,
-                document: settings.document_limits(),
+                document: DocumentLimits::from_settings(&settings),
                 max_batch: settings.max_batch as usize,
                 ws_init_timeout: settings.ws_init_timeout(),
                 ws_max_connections: settings.ws_max_connections,

@@ -11,6 +11,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 /// The embedded default database: an SQLite file, created on first run and seeded with demo data.
+/// The highest depth limit a setting may ask for: it keeps the bracket nesting the GraphQL parser
+/// sees shallow enough for its recursion.
+pub const MAX_CONFIGURABLE_DEPTH: u64 = 64;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/commerce.db?mode=rwc";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -87,12 +91,12 @@ pub struct Settings {
     pub max_batch: u64,
 
     /// Deepest accepted field nesting of a query (introspection has its own bound).
-    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=crate::graphql::limits::MAX_CONFIGURABLE_DEPTH), global = true)]
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=MAX_CONFIGURABLE_DEPTH), global = true)]
     pub max_query_depth: u64,
 
     /// Deepest accepted field nesting under `__schema` / `__type` (GraphiQL's and codegen
     /// tools' standard introspection queries are 13 deep).
-    #[arg(long, env = "MAX_INTROSPECTION_DEPTH", default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=crate::graphql::limits::MAX_CONFIGURABLE_DEPTH), global = true)]
+    #[arg(long, env = "MAX_INTROSPECTION_DEPTH", default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=MAX_CONFIGURABLE_DEPTH), global = true)]
     pub max_introspection_depth: u64,
 
     /// Highest accepted query complexity (1 per field, lists multiplied by their page size);
@@ -368,35 +372,8 @@ impl Settings {
         Duration::from_millis(self.order_expiry_sweep_ms)
     }
 
-    /// The relay's settings, when a data platform is configured.
-    pub fn relay(&self) -> Option<crate::outbox::relay::RelaySettings> {
-        Some(crate::outbox::relay::RelaySettings {
-            url: self.data_platform_url.clone()?,
-            timeout: Duration::from_millis(self.outbox_timeout_ms),
-            poll: Duration::from_millis(self.outbox_poll_ms),
-            batch: self.outbox_batch,
-            max_attempts: self.outbox_max_attempts,
-            retry_base: Duration::from_millis(self.outbox_retry_base_ms),
-            retry_max: Duration::from_millis(self.outbox_retry_max_ms),
-            breaker_threshold: self.outbox_breaker_threshold,
-            breaker_cool_down: Duration::from_millis(self.outbox_breaker_cooldown_ms),
-        })
-    }
-
     pub fn ranking_refresh(&self) -> Duration {
         Duration::from_millis(self.ranking_refresh_ms)
-    }
-
-    /// The limits on GraphQL documents.
-    pub fn document_limits(&self) -> crate::graphql::limits::DocumentLimits {
-        crate::graphql::limits::DocumentLimits {
-            max_bytes: self.max_query_bytes as usize,
-            max_tokens: self.max_query_tokens as usize,
-            max_selections: self.max_query_complexity as usize,
-            max_depth: self.max_query_depth as usize,
-            max_introspection_depth: self.max_introspection_depth as usize,
-            max_mutation_fields: self.max_mutation_fields as usize,
-        }
     }
 
     pub fn ws_init_timeout(&self) -> Duration {

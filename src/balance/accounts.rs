@@ -13,8 +13,25 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 
-use super::service::LedgerKind;
 use crate::infra::locking::lock_ascending;
+
+/// What moved a balance, as stored in the ledger's `kind`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    Charge,
+    Payment,
+    Refund,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Charge => "CHARGE",
+            LedgerKind::Payment => "PAYMENT",
+            LedgerKind::Refund => "REFUND",
+        }
+    }
+}
 
 /// Locks the balances of `users` (ascending id); returns the amounts of those that exist.
 pub async fn lock(

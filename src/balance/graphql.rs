@@ -4,9 +4,10 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::balance_ledger;
 
-use crate::error::{Payload, UserError};
+use super::service::BalanceError;
+use crate::balance::service::BalanceService;
+use crate::graphql::errors::{BalanceLimitError, ErrorCode, Failure, Payload, UserError};
 use crate::graphql::scalars::Won;
-use crate::state::AppState;
 
 /// What moved a balance.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
@@ -91,14 +92,30 @@ impl BalanceMutation {
         ctx: &Context<'_>,
         input: ChargeBalanceInput,
     ) -> async_graphql::Result<ChargeBalancePayload> {
-        let user_id = crate::graphql::viewer(ctx).require_user()?;
-        let state = ctx.data_unchecked::<AppState>();
+        let user_id = crate::graphql::context::viewer(ctx).require_user()?;
         ChargeBalancePayload::resolve(
             "chargeBalance",
-            state
-                .balance
+            ctx.data_unchecked::<BalanceService>()
                 .charge(user_id, input.amount.0, input.idempotency_key.as_deref())
                 .await,
         )
+    }
+}
+
+/// What a client sees of each refusal.
+impl From<BalanceError> for Failure {
+    fn from(err: BalanceError) -> Self {
+        match err {
+            BalanceError::Common(err) => err.into(),
+            BalanceError::LimitExceeded { balance, max } => {
+                Failure::user(UserError::BalanceLimit(BalanceLimitError {
+                    code: ErrorCode::BalanceLimitExceeded,
+                    message: format!("a balance may not exceed {max} won"),
+                    field: Some(vec!["input".into(), "amount".into()]),
+                    balance: Won(balance),
+                    max_balance: Won(max),
+                }))
+            }
+        }
     }
 }

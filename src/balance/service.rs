@@ -9,29 +9,11 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{self, Movement};
-use crate::error::InvalidInput;
+use super::accounts::{self, LedgerKind, Movement};
+use crate::error::{CommonError, InvalidInput, common_error};
 use crate::infra::db::{AttemptError, Database};
 use crate::infra::idempotency::{IdempotentRequest, Lookup};
 use crate::infra::paging::{Page, PageRequest};
-
-/// What moved a balance, as stored in the ledger's `kind`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LedgerKind {
-    Charge,
-    Payment,
-    Refund,
-}
-
-impl LedgerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LedgerKind::Charge => "CHARGE",
-            LedgerKind::Payment => "PAYMENT",
-            LedgerKind::Refund => "REFUND",
-        }
-    }
-}
 
 /// Limits on charges, from the settings.
 #[derive(Copy, Clone, Debug)]
@@ -49,17 +31,11 @@ pub struct BalanceService {
 #[derive(Debug, thiserror::Error)]
 pub enum BalanceError {
     #[error(transparent)]
-    Invalid(#[from] InvalidInput),
+    Common(CommonError),
     #[error("the balance {balance} would exceed {max}")]
     LimitExceeded { balance: i64, max: i64 },
-    #[error("idempotency key reused with another request")]
-    IdempotencyKeyReused,
-    /// The viewer's user does not exist (deleted after their credentials were issued).
-    #[error("no such user")]
-    UnknownUser,
-    #[error(transparent)]
-    Db(#[from] DbErr),
 }
+common_error!(BalanceError);
 
 /// What a charge returns, also when replayed: the ledger entry it wrote.
 #[derive(Serialize, Deserialize)]
@@ -153,7 +129,7 @@ impl BalanceService {
                 }
                 Lookup::Reused => {
                     txn.rollback().await?;
-                    return Ok(Err(BalanceError::IdempotencyKeyReused));
+                    return Ok(Err(CommonError::IdempotencyKeyReused.into()));
                 }
             }
         }
@@ -163,7 +139,7 @@ impl BalanceService {
             .copied()
         else {
             txn.rollback().await?;
-            return Ok(Err(BalanceError::UnknownUser));
+            return Ok(Err(CommonError::UnknownUser.into()));
         };
         if balance > self.limits.max_balance - amount {
             txn.rollback().await?;

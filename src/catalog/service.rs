@@ -15,7 +15,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use crate::error::InvalidInput;
+use crate::error::{CommonError, InvalidInput, common_error};
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::{AttemptError, Database};
 use crate::infra::paging::{Page, PageRequest};
@@ -64,12 +64,11 @@ impl From<&product::Model> for ProductInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error(transparent)]
-    Invalid(#[from] InvalidInput),
+    Common(CommonError),
     #[error("product {0} not found")]
     ProductNotFound(i64),
-    #[error(transparent)]
-    Db(#[from] DbErr),
 }
+common_error!(CatalogError);
 
 /// A product to create, as an admin sent it.
 #[derive(Clone, Debug)]

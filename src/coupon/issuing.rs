@@ -17,7 +17,8 @@ use sea_orm::{
     QueryFilter,
 };
 
-use super::service::{CouponError, DEFAULT_VALID_DAYS, status};
+use super::model::{CouponError, DEFAULT_VALID_DAYS, status};
+use crate::error::CommonError;
 use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database, is_foreign_key_violation, is_unique_violation};
 use crate::infra::locking::lock_ascending;
@@ -62,18 +63,18 @@ impl Batch for IssueBatch {
     fn committed(&self, _: ()) {}
 
     fn unconfirmed(&self) -> Outcome {
-        Err(CouponError::Unconfirmed)
+        Err(CouponError::Common(CommonError::Unconfirmed))
     }
 
     fn failed(&self, request: &Request, err: DbErr) -> Outcome {
         // alone, a request breaks a constraint by itself: its user is gone, or an issuance that
         // skipped the event's lock gave the user the coupon first
         Err(if is_foreign_key_violation(&err) {
-            CouponError::UnknownUser
+            CouponError::Common(CommonError::UnknownUser)
         } else if is_unique_violation(&err) {
             CouponError::AlreadyIssued(request.event_id)
         } else {
-            CouponError::Db(err)
+            CouponError::from(err)
         })
     }
 }
@@ -90,7 +91,7 @@ impl IssueWriter {
     /// Issues the coupon (with whatever else is waiting); the outcome once committed.
     pub async fn issue(&self, request: Request) -> Outcome {
         self.0.submit(request).await.unwrap_or_else(|| {
-            Err(CouponError::Db(DbErr::Custom(
+            Err(CouponError::from(DbErr::Custom(
                 "the coupon writer has stopped".into(),
             )))
         })

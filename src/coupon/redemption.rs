@@ -10,7 +10,7 @@ use entity::{coupon_event, user_coupon};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::service::{PERCENT, status};
+use super::model::{PERCENT, status};
 use crate::infra::locking::lock_ascending;
 
 /// A locked coupon and the event that issued it.

@@ -10,51 +10,16 @@ use sea_orm::{
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
 use super::issuing::{IssueWriter, Request};
+use super::model::{CouponError, DEFAULT_VALID_DAYS, PERCENT, status};
 use crate::error::InvalidInput;
 use crate::infra::db::Database;
 use crate::text::required_text;
-
-pub const PERCENT: &str = "PERCENT";
-pub const FIXED: &str = "FIXED";
-
-/// Coupon statuses as stored (EXPIRED is derived when reading an AVAILABLE coupon past expiry).
-pub mod status {
-    pub const AVAILABLE: &str = "AVAILABLE";
-    pub const RESERVED: &str = "RESERVED";
-    pub const USED: &str = "USED";
-    pub const EXPIRED: &str = "EXPIRED";
-}
-
-/// Default validity of an issued coupon when the event sets none.
-pub(super) const DEFAULT_VALID_DAYS: i32 = 30;
 
 #[derive(Clone)]
 pub struct CouponService {
     db: Database,
     gate: CouponGate,
     writer: IssueWriter,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CouponError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidInput),
-    #[error("coupon event {0} not found")]
-    EventNotFound(i64),
-    #[error("coupon event {event_id} is exhausted")]
-    Exhausted { event_id: i64 },
-    #[error("the user already holds a coupon of event {0}")]
-    AlreadyIssued(i64),
-    #[error("coupon event {event_id} is not active: {reason}")]
-    NotActive { event_id: i64, reason: &'static str },
-    /// The viewer's user does not exist (deleted after their credentials were issued).
-    #[error("no such user")]
-    UnknownUser,
-    /// The database went away during the COMMIT: the coupon may or may not have been issued.
-    #[error("the issuing transaction's outcome is unknown")]
-    Unconfirmed,
-    #[error(transparent)]
-    Db(#[from] DbErr),
 }
 
 /// A coupon event as an admin creates it.

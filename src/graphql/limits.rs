@@ -29,9 +29,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Request, ServerError, ServerResult};
 
-/// The highest depth limit a setting may ask for: it keeps the bracket nesting the parser sees
-/// shallow enough for its recursion.
-pub const MAX_CONFIGURABLE_DEPTH: u64 = 64;
+use crate::config::Settings;
 
 /// The limits, from the settings.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,6 +47,18 @@ pub struct DocumentLimits {
 }
 
 impl DocumentLimits {
+    /// The limits set by the settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            max_bytes: settings.max_query_bytes as usize,
+            max_tokens: settings.max_query_tokens as usize,
+            max_selections: settings.max_query_complexity as usize,
+            max_depth: settings.max_query_depth as usize,
+            max_introspection_depth: settings.max_introspection_depth as usize,
+            max_mutation_fields: settings.max_mutation_fields as usize,
+        }
+    }
+
     /// Deepest nesting of selection sets and fragment spreads (what async-graphql calls the
     /// recursive depth): enough for fields at the deepest allowed depth, each behind a fragment.
     pub fn max_recursion(&self) -> usize {
@@ -471,6 +481,7 @@ impl Extension for Enforcer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MAX_CONFIGURABLE_DEPTH;
 
     const LIMITS: DocumentLimits = DocumentLimits {
         max_bytes: 65_536,

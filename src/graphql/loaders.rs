@@ -10,19 +10,21 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_item, payment, product};
 use sea_orm::DbErr;
 
+use crate::catalog::service::CatalogService;
+use crate::ordering::service::OrderingService;
 use crate::state::AppState;
 
-pub struct ProductLoader(AppState);
-pub struct StockLoader(AppState);
-pub struct OrderItemsLoader(AppState);
-pub struct PaymentLoader(AppState);
+pub struct ProductLoader(CatalogService);
+pub struct StockLoader(CatalogService);
+pub struct OrderItemsLoader(OrderingService);
+pub struct PaymentLoader(OrderingService);
 
 impl Loader<i64> for ProductLoader {
     type Value = product::Model;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, product::Model>, Self::Error> {
-        self.0.catalog.get_many(keys).await.map_err(Arc::new)
+        self.0.get_many(keys).await.map_err(Arc::new)
     }
 }
 
@@ -31,7 +33,7 @@ impl Loader<i64> for StockLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
-        self.0.catalog.stock_of(keys).await.map_err(Arc::new)
+        self.0.stock_of(keys).await.map_err(Arc::new)
     }
 }
 
@@ -40,7 +42,7 @@ impl Loader<i64> for OrderItemsLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
-        self.0.ordering.items_of(keys).await.map_err(Arc::new)
+        self.0.items_of(keys).await.map_err(Arc::new)
     }
 }
 
@@ -49,18 +51,27 @@ impl Loader<i64> for PaymentLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, payment::Model>, Self::Error> {
-        self.0.ordering.payments_of(keys).await.map_err(Arc::new)
+        self.0.payments_of(keys).await.map_err(Arc::new)
     }
 }
 
 /// Adds a fresh set of loaders to a request.
 pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
     request
-        .data(DataLoader::new(ProductLoader(state.clone()), tokio::spawn))
-        .data(DataLoader::new(StockLoader(state.clone()), tokio::spawn))
         .data(DataLoader::new(
-            OrderItemsLoader(state.clone()),
+            ProductLoader(state.catalog.clone()),
             tokio::spawn,
         ))
-        .data(DataLoader::new(PaymentLoader(state.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            StockLoader(state.catalog.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            OrderItemsLoader(state.ordering.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            PaymentLoader(state.ordering.clone()),
+            tokio::spawn,
+        ))
 }

@@ -4,7 +4,9 @@
 //! Each domain contributes its own `Query`/`Mutation`/`Subscription` parts in its `graphql.rs`;
 //! this module only assembles them.
 
+pub mod context;
 pub mod documents;
+pub mod errors;
 pub mod limits;
 pub mod loaders;
 pub mod pagination;
@@ -18,8 +20,8 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    ID, MergedObject, MergedSubscription, Response, Schema, SchemaBuilder, ServerError,
-    ServerResult, ValidationResult, Variables,
+    MergedObject, MergedSubscription, Response, Schema, SchemaBuilder, ServerError, ServerResult,
+    ValidationResult, Variables,
 };
 
 use crate::balance::graphql::BalanceMutation;
@@ -81,7 +83,15 @@ pub fn build_schema(state: AppState, limits: QueryLimits) -> AppSchema {
     // depth is judged by `limits` (introspection by its own bound), before async-graphql's
     // checks, which expand every fragment spread
     let mut schema = builder()
-        .data(state)
+        // each resolver takes the one service it needs
+        .data(state.users)
+        .data(state.balance)
+        .data(state.catalog)
+        .data(state.ordering)
+        .data(state.coupons)
+        .data(state.outbox)
+        .data(state.ranking)
+        .data(state.bus)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.document.max_recursion())
         .extension(crate::observability::RequestObserver)
@@ -101,11 +111,6 @@ pub fn sdl() -> String {
             .sorted_arguments()
             .sorted_enum_items(),
     )
-}
-
-/// Parses a numeric `ID`; `None` when it is not one.
-pub fn parse_id(id: &ID) -> Option<i64> {
-    id.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
 /// Gives every error an `extensions.code`: GRAPHQL_PARSE_FAILED, QUERY_TOO_COMPLEX,
@@ -229,13 +234,6 @@ pub fn prepare(
     state: &AppState,
 ) -> async_graphql::Request {
     loaders::attach(request.data(viewer), state)
-}
-
-/// The viewer of the request (anonymous when the transport attached none).
-pub fn viewer(ctx: &async_graphql::Context<'_>) -> crate::auth::Viewer {
-    ctx.data_opt::<crate::auth::Viewer>()
-        .copied()
-        .unwrap_or(crate::auth::Viewer::ANONYMOUS)
 }
 
 /// True when the response is a request that failed before execution (parse, validation, limits):

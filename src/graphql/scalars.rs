@@ -1,7 +1,7 @@
 //! Custom scalars: `Won`, a 64-bit amount of won sent as a JSON number (never a float, never the
 //! 32-bit GraphQL `Int`). `DateTime` comes from async-graphql's chrono support (RFC 3339, UTC).
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{ID, InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use serde::{Deserialize, Serialize};
 
 /// An amount of Korean won: a whole number that may exceed 32 bits.
@@ -27,4 +27,9 @@ impl ScalarType for Won {
     fn to_value(&self) -> Value {
         Value::Number(self.0.into())
     }
+}
+
+/// Parses a numeric `ID`; `None` when it is not one.
+pub fn parse_id(id: &ID) -> Option<i64> {
+    id.parse::<i64>().ok().filter(|id| *id > 0)
 }

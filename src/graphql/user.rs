@@ -7,13 +7,16 @@ use entity::user;
 
 use crate::auth::Role;
 use crate::balance::graphql::BalanceEntry;
+use crate::balance::service::BalanceService;
 use crate::coupon::graphql::{Coupon, CouponStatus, coupons_of};
+use crate::coupon::service::CouponService;
 use crate::error::AppError;
+use crate::graphql::context::viewer;
 use crate::graphql::pagination::{IdConnection, connection, page_request};
 use crate::graphql::scalars::Won;
-use crate::graphql::viewer;
 use crate::ordering::graphql::{Order, OrderStatus};
-use crate::state::AppState;
+use crate::ordering::service::OrderingService;
+use crate::users::service::UserService;
 
 /// A shopper or administrator.
 #[derive(Clone, Debug)]
@@ -55,9 +58,8 @@ impl User {
 
     /// The prepaid balance in won, exact at the time of the query.
     async fn balance(&self, ctx: &Context<'_>) -> async_graphql::Result<Won> {
-        let state = ctx.data_unchecked::<AppState>();
-        let amount = state
-            .balance
+        let amount = ctx
+            .data_unchecked::<BalanceService>()
             .balance_of(self.id)
             .await
             .map_err(AppError::from)?;
@@ -73,9 +75,8 @@ impl User {
         after: Option<String>,
     ) -> async_graphql::Result<IdConnection<BalanceEntry>> {
         let request = page_request(first, after.as_deref())?;
-        let state = ctx.data_unchecked::<AppState>();
-        let page = state
-            .balance
+        let page = ctx
+            .data_unchecked::<BalanceService>()
             .history(self.id, request)
             .await
             .map_err(AppError::from)?;
@@ -90,8 +91,7 @@ impl User {
         ctx: &Context<'_>,
         status: Option<CouponStatus>,
     ) -> async_graphql::Result<Vec<Coupon>> {
-        let state = ctx.data_unchecked::<AppState>();
-        Ok(coupons_of(state, self.id, status).await?)
+        Ok(coupons_of(ctx.data_unchecked::<CouponService>(), self.id, status).await?)
     }
 
     /// The user's orders, newest first, optionally of one status.
@@ -104,9 +104,8 @@ impl User {
         status: Option<OrderStatus>,
     ) -> async_graphql::Result<IdConnection<Order>> {
         let request = page_request(first, after.as_deref())?;
-        let state = ctx.data_unchecked::<AppState>();
-        let page = state
-            .ordering
+        let page = ctx
+            .data_unchecked::<OrderingService>()
             .list_for_user(self.id, status.map(OrderStatus::as_str), request)
             .await
             .map_err(AppError::from)?;
@@ -124,9 +123,8 @@ impl UserQuery {
     /// The authenticated user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let user_id = viewer(ctx).require_user()?;
-        let state = ctx.data_unchecked::<AppState>();
-        let user = state
-            .users
+        let user = ctx
+            .data_unchecked::<UserService>()
             .get(user_id)
             .await
             .map_err(AppError::from)?

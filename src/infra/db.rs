@@ -22,6 +22,8 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::error::AppError;
+
 /// How many times a write transaction is attempted before its error is returned.
 const MAX_ATTEMPTS: usize = 10;
 /// Prepared statements kept per connection.
@@ -362,4 +364,35 @@ fn sqlite_file_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// What a database error means for a client (the database's side of [`AppError`], next to the
+/// classification above).
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        client_meaning(&err).unwrap_or_else(|| AppError::internal(err))
+    }
+}
+
+/// A database error shared by a DataLoader's waiters.
+impl From<std::sync::Arc<DbErr>> for AppError {
+    fn from(err: std::sync::Arc<DbErr>) -> Self {
+        client_meaning(&err).unwrap_or_else(|| AppError::internal(anyhow::anyhow!(err)))
+    }
+}
+
+/// What a database error means for the client when it is not a bug: unavailable (retry), or
+/// a value no database column can hold (a missing input check, answered as bad input).
+fn client_meaning(err: &DbErr) -> Option<AppError> {
+    if is_unavailable(err) {
+        tracing::warn!(error = %err, "database unavailable");
+        Some(AppError::Unavailable)
+    } else if is_unstorable_value(err) {
+        tracing::warn!(error = %err, "a value the database cannot store reached it");
+        Some(AppError::BadUserInput(
+            "a text or number in the request cannot be stored".into(),
+        ))
+    } else {
+        None
+    }
 }

@@ -6,15 +6,20 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Simpl
 use chrono::{DateTime, Utc};
 use entity::{order, order_item, payment};
 
+use super::model::{LineProblem, OrderError, Payment};
 use super::request::{OrderRequest, RawLine};
-use super::service::{OrderError, Payment};
-use crate::catalog::graphql::Product;
+use crate::catalog::graphql::product::Product;
 use crate::coupon::graphql::Coupon;
-use crate::error::{AppError, InvalidInput, Payload, UserError};
+use crate::coupon::service::CouponService;
+use crate::error::{AppError, InvalidInput};
+use crate::graphql::context::viewer;
+use crate::graphql::errors::{
+    ErrorCode, Failure, InsufficientBalanceError, OutOfStockError, Payload, UserError,
+};
 use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
-use crate::graphql::{parse_id, viewer};
-use crate::state::AppState;
+use crate::graphql::scalars::parse_id;
+use crate::ordering::service::OrderingService;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum OrderStatus {
@@ -99,7 +104,7 @@ impl Order {
         let Some(id) = self.coupon_id else {
             return Ok(None);
         };
-        Ok(crate::coupon::graphql::coupon(ctx.data_unchecked::<AppState>(), id).await?)
+        Ok(crate::coupon::graphql::coupon(ctx.data_unchecked::<CouponService>(), id).await?)
     }
 
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
@@ -269,8 +274,11 @@ impl OrderingQuery {
         }
         let id =
             parse_id(&id).ok_or_else(|| AppError::BadUserInput("id is not an order id".into()))?;
-        let state = ctx.data_unchecked::<AppState>();
-        let order = state.ordering.get(id).await.map_err(AppError::from)?;
+        let order = ctx
+            .data_unchecked::<OrderingService>()
+            .get(id)
+            .await
+            .map_err(AppError::from)?;
         Ok(order
             .filter(|o| viewer.is_admin() || Some(o.user_id) == user_id)
             .map(Order::from))
@@ -307,11 +315,9 @@ impl OrderingMutation {
         input: PayOrderInput,
     ) -> async_graphql::Result<OrderPayload> {
         let user_id = viewer(ctx).require_user()?;
-        let state = ctx.data_unchecked::<AppState>();
         let result = match order_id(&input.order_id) {
             Ok(id) => {
-                state
-                    .ordering
+                ctx.data_unchecked::<OrderingService>()
                     .pay(user_id, id, input.idempotency_key.as_deref())
                     .await
             }
@@ -332,11 +338,9 @@ impl OrderingMutation {
         } else {
             Some(viewer.require_user()?)
         };
-        let state = ctx.data_unchecked::<AppState>();
         let result = match order_id(&input.order_id) {
             Ok(id) => {
-                state
-                    .ordering
+                ctx.data_unchecked::<OrderingService>()
                     .cancel(owner, id, input.idempotency_key.as_deref())
                     .await
             }
@@ -352,11 +356,9 @@ async fn place(
     payment: Payment,
 ) -> async_graphql::Result<OrderPayload> {
     let user_id = viewer(ctx).require_user()?;
-    let state = ctx.data_unchecked::<AppState>();
     let result = match order_request(&input) {
         Ok(request) => {
-            state
-                .ordering
+            ctx.data_unchecked::<OrderingService>()
                 .place(user_id, request, payment, input.idempotency_key.as_deref())
                 .await
         }
@@ -367,4 +369,63 @@ async fn place(
         Payment::Later => "createOrder",
     };
     OrderPayload::resolve(mutation, result)
+}
+
+/// What a client sees of each refusal.
+impl From<OrderError> for Failure {
+    fn from(err: OrderError) -> Self {
+        match err {
+            OrderError::Common(err) => err.into(),
+            OrderError::Lines(problems) => Failure::User(
+                problems
+                    .into_iter()
+                    .map(|problem| match problem {
+                        LineProblem::ProductNotFound { product_id } => UserError::simple(
+                            ErrorCode::NotFound,
+                            format!("product {product_id} does not exist"),
+                            &["input", "items"],
+                        ),
+                        LineProblem::OutOfStock {
+                            product_id,
+                            requested,
+                            available,
+                        } => UserError::OutOfStock(OutOfStockError {
+                            code: ErrorCode::OutOfStock,
+                            message: format!(
+                                "product {product_id} has {available} in stock, {requested} requested"
+                            ),
+                            field: Some(vec!["input".into(), "items".into()]),
+                            product_id: ID(product_id.to_string()),
+                            requested: i32::try_from(requested).unwrap_or(i32::MAX),
+                            available: i32::try_from(available).unwrap_or(i32::MAX),
+                        }),
+                    })
+                    .collect(),
+            ),
+            OrderError::InsufficientBalance { balance, required } => {
+                Failure::user(UserError::InsufficientBalance(InsufficientBalanceError {
+                    code: ErrorCode::InsufficientBalance,
+                    message: format!("the balance of {balance} won does not cover {required} won"),
+                    field: None,
+                    balance: Won(balance),
+                    required: Won(required),
+                }))
+            }
+            OrderError::OrderNotFound => Failure::user(UserError::simple(
+                ErrorCode::NotFound,
+                "no such order",
+                &["input", "orderId"],
+            )),
+            OrderError::InvalidState { action, status } => Failure::user(UserError::simple(
+                ErrorCode::InvalidStateTransition,
+                format!("cannot {action} an order that is {status}"),
+                &["input", "orderId"],
+            )),
+            OrderError::CouponNotUsable(reason) => Failure::user(UserError::simple(
+                ErrorCode::CouponNotUsable,
+                reason,
+                &["input", "couponId"],
+            )),
+        }
+    }
 }

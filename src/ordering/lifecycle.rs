@@ -12,13 +12,13 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
+use super::model::{OrderError, OrderSettings, status};
 use super::placing::OrderReceipt;
 use super::rows;
-use super::service::{OrderError, OrderSettings, status};
-use crate::balance::accounts::{self, Movement};
-use crate::balance::service::LedgerKind;
+use crate::balance::accounts::{self, LedgerKind, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
+use crate::error::CommonError;
 use crate::infra::db::{AttemptError, WriteTxn};
 use crate::infra::idempotency::{IdempotentRequest, Lookup};
 use crate::outbox;
@@ -58,7 +58,7 @@ pub async fn cancel(
             )?),
             Lookup::Reused => {
                 txn.rollback().await?;
-                return Ok(Err(OrderError::IdempotencyKeyReused));
+                return Ok(Err(OrderError::Common(CommonError::IdempotencyKeyReused)));
             }
         };
         if let Some(replayed) = answer {

@@ -5,7 +5,8 @@
 //! primitives (`catalog::stock`, `balance::accounts`, `coupon::redemption`, `ranking::sales`,
 //! `outbox`), in one global lock order, and applies everything of a command or nothing.
 //!
-//! - [`service`]: the use cases as resolvers call them; [`request`]: a validated order request.
+//! - [`service`]: the use cases as resolvers call them; [`request`]: a validated order request;
+//!   [`model`]: statuses, settings and the refusals.
 //! - [`writer`] + [`placing`]: new orders and payments, many per transaction (group commit).
 //! - [`lifecycle`]: cancel, refund, expire; [`expiry`]: the worker that expires overdue orders.
 //! - [`queries`]: reads; [`rows`]: the order tables' own statements; [`event`]: the outbox
@@ -16,6 +17,7 @@ pub mod event;
 pub mod expiry;
 pub mod graphql;
 pub mod lifecycle;
+pub mod model;
 pub mod placing;
 pub mod queries;
 pub mod request;

@@ -9,8 +9,9 @@ use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::model::status;
 use super::rows;
-use super::service::{OrderingService, status};
+use super::service::OrderingService;
 use crate::infra::paging::{Page, PageRequest};
 
 impl OrderingService {

@@ -10,7 +10,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::service::status;
+use super::model::status;
 use crate::infra::locking::lock_ascending;
 
 /// Locks the orders (ascending id, the first step of the global lock order), by id.

@@ -7,39 +7,19 @@
 //! locks, and either everything of a command is applied or nothing. What a commit changed is
 //! announced after it ([`super::announce`]).
 
-use std::time::Duration;
-
-use chrono_tz::Tz;
 use entity::order;
 use sea_orm::DbErr;
 use serde::Serialize;
 
 use super::announce::Announcer;
 use super::lifecycle;
+use super::model::{OrderError, OrderSettings, Payment};
 use super::placing::Command;
 use super::request::OrderRequest;
 use super::writer::OrderWriter;
-use crate::error::InvalidInput;
 use crate::infra::batching::BatchSettings;
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;
-
-/// Order statuses as stored.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const COMPLETED: &str = "COMPLETED";
-    pub const CANCELLED: &str = "CANCELLED";
-    pub const EXPIRED: &str = "EXPIRED";
-    pub const REFUNDED: &str = "REFUNDED";
-}
-
-#[derive(Copy, Clone, Debug)]
-pub struct OrderSettings {
-    /// How long a PENDING order holds its stock.
-    pub pending_ttl: Duration,
-    /// The business day of sales.
-    pub time_zone: Tz,
-}
 
 #[derive(Clone)]
 pub struct OrderingService {
@@ -47,55 +27,6 @@ pub struct OrderingService {
     writer: OrderWriter,
     announcer: Announcer,
     settings: OrderSettings,
-}
-
-/// Why one line of an order cannot be served.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LineProblem {
-    ProductNotFound {
-        product_id: i64,
-    },
-    OutOfStock {
-        product_id: i64,
-        requested: i64,
-        available: i64,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OrderError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidInput),
-    #[error("some lines cannot be served")]
-    Lines(Vec<LineProblem>),
-    #[error("balance {balance} is less than {required}")]
-    InsufficientBalance { balance: i64, required: i64 },
-    #[error("order not found")]
-    OrderNotFound,
-    #[error("cannot {action} an order that is {status}")]
-    InvalidState {
-        action: &'static str,
-        status: String,
-    },
-    #[error("coupon not usable: {0}")]
-    CouponNotUsable(String),
-    #[error("idempotency key reused with another request")]
-    IdempotencyKeyReused,
-    /// The viewer's user does not exist (deleted after their credentials were issued).
-    #[error("no such user")]
-    UnknownUser,
-    /// The database went away while committing: applied or not, nobody can tell here.
-    #[error("the commit got no answer")]
-    Unconfirmed,
-    #[error(transparent)]
-    Db(#[from] DbErr),
-}
-
-/// Whether a new order is paid in the same transaction.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Payment {
-    Now,
-    Later,
 }
 
 impl OrderingService {

@@ -5,8 +5,9 @@
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::announce::{Aftermath, Announcer};
+use super::model::{OrderError, OrderSettings};
 use super::placing::{self, Command, Outcome};
-use super::service::{OrderError, OrderSettings};
+use crate::error::CommonError;
 use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database};
 
@@ -36,11 +37,11 @@ impl Batch for OrderBatch {
     }
 
     fn unconfirmed(&self) -> Outcome {
-        Err(OrderError::Unconfirmed)
+        Err(OrderError::Common(CommonError::Unconfirmed))
     }
 
     fn failed(&self, _: &Command, err: DbErr) -> Outcome {
-        Err(OrderError::Db(err))
+        Err(OrderError::from(err))
     }
 }
 
@@ -61,7 +62,7 @@ impl OrderWriter {
     /// Applies one command with whatever else is waiting; its outcome once committed.
     pub async fn submit(&self, command: Command) -> Outcome {
         self.0.submit(command).await.unwrap_or_else(|| {
-            Err(OrderError::Db(DbErr::Custom(
+            Err(OrderError::from(DbErr::Custom(
                 "the order writer has stopped".into(),
             )))
         })

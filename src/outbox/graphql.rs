@@ -3,9 +3,9 @@
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::service::OutboxService;
 use crate::error::AppError;
-use crate::graphql::viewer;
-use crate::state::AppState;
+use crate::graphql::context::viewer;
 
 /// Delivery of events to the data platform.
 #[derive(SimpleObject)]
@@ -35,8 +35,7 @@ impl OutboxQuery {
     async fn outbox_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<OutboxStats> {
         viewer(ctx).require_admin()?;
         let stats = ctx
-            .data_unchecked::<AppState>()
-            .outbox
+            .data_unchecked::<OutboxService>()
             .stats()
             .await
             .map_err(AppError::from)?;
@@ -65,8 +64,7 @@ impl OutboxMutation {
     ) -> async_graphql::Result<RetryFailedDeliveriesPayload> {
         viewer(ctx).require_admin()?;
         let requeued = ctx
-            .data_unchecked::<AppState>()
-            .outbox
+            .data_unchecked::<OutboxService>()
             .retry_failed()
             .await
             .map_err(AppError::from)?;

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{BreakerState, CircuitBreaker};
 use super::status;
+use crate::config::Settings;
 use crate::infra::db::Database;
 
 /// How the relay talks to the platform, from the settings.
@@ -41,6 +42,23 @@ pub struct RelaySettings {
     pub retry_max: Duration,
     pub breaker_threshold: u32,
     pub breaker_cool_down: Duration,
+}
+
+impl RelaySettings {
+    /// The relay's settings, when a data platform is configured.
+    pub fn from_settings(settings: &Settings) -> Option<Self> {
+        Some(Self {
+            url: settings.data_platform_url.clone()?,
+            timeout: Duration::from_millis(settings.outbox_timeout_ms),
+            poll: Duration::from_millis(settings.outbox_poll_ms),
+            batch: settings.outbox_batch,
+            max_attempts: settings.outbox_max_attempts,
+            retry_base: Duration::from_millis(settings.outbox_retry_base_ms),
+            retry_max: Duration::from_millis(settings.outbox_retry_max_ms),
+            breaker_threshold: settings.outbox_breaker_threshold,
+            breaker_cool_down: Duration::from_millis(settings.outbox_breaker_cooldown_ms),
+        })
+    }
 }
 
 /// Wakes the relay (after an order with an outbox event commits).

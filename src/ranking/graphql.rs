@@ -8,10 +8,10 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::snapshot::{self, MAX_ENTRIES, RankingSnapshot};
-use crate::catalog::graphql::Product;
+use crate::catalog::graphql::product::Product;
 use crate::error::AppError;
 use crate::graphql::scalars::Won;
-use crate::state::AppState;
+use crate::ranking::service::RankingService;
 
 /// Longest window, in days.
 pub const MAX_DAYS: i32 = 30;
@@ -168,9 +168,8 @@ impl RankingQuery {
         #[graphql(default = 5, desc = "1 to 50.")] limit: i32,
     ) -> async_graphql::Result<TopSellers> {
         let (days, limit) = window(days, limit)?;
-        let state = ctx.data_unchecked::<AppState>();
-        let snapshot = state
-            .ranking
+        let snapshot = ctx
+            .data_unchecked::<RankingService>()
             .top_sellers(days)
             .await
             .map_err(AppError::from)?;
@@ -191,7 +190,7 @@ impl RankingSubscription {
         #[graphql(default = 5)] limit: i32,
     ) -> async_graphql::Result<impl Stream<Item = RankingUpdate> + use<>> {
         let (days, limit) = window(days, limit)?;
-        let ranking = ctx.data_unchecked::<AppState>().ranking.clone();
+        let ranking = ctx.data_unchecked::<RankingService>().clone();
         let mut updates = ranking.updates();
         let first = ranking.top_sellers(days).await.map_err(AppError::from)?;
         Ok(async_stream::stream! {

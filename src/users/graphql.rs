@@ -4,10 +4,10 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 use entity::user;
 
 use crate::auth::Role;
-use crate::error::{Payload, UserError};
+use crate::graphql::context::viewer;
+use crate::graphql::errors::{Payload, UserError};
 use crate::graphql::user::User;
-use crate::graphql::viewer;
-use crate::state::AppState;
+use crate::users::service::UserService;
 
 #[derive(InputObject)]
 pub struct CreateUserInput {
@@ -50,10 +50,11 @@ impl UsersMutation {
         input: CreateUserInput,
     ) -> async_graphql::Result<CreateUserPayload> {
         viewer(ctx).require_admin()?;
-        let state = ctx.data_unchecked::<AppState>();
         CreateUserPayload::resolve(
             "createUser",
-            state.users.create(&input.name, input.role).await,
+            ctx.data_unchecked::<UserService>()
+                .create(&input.name, input.role)
+                .await,
         )
     }
 }

@@ -8,7 +8,7 @@ use entity::{balance, user};
 use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, QuerySelect, Set};
 
 use crate::auth::Role;
-use crate::error::InvalidInput;
+use crate::error::CommonError;
 use crate::infra::db::{AttemptError, Database};
 use crate::text::required_text;
 
@@ -21,14 +21,6 @@ const KNOWN_FOR: Duration = Duration::from_secs(600);
 pub struct UserService {
     db: Database,
     known: moka::sync::Cache<i64, ()>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UserAdminError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidInput),
-    #[error(transparent)]
-    Db(#[from] DbErr),
 }
 
 impl UserService {
@@ -64,7 +56,7 @@ impl UserService {
     }
 
     /// Creates a user with a zero balance.
-    pub async fn create(&self, name: &str, role: Role) -> Result<user::Model, UserAdminError> {
+    pub async fn create(&self, name: &str, role: Role) -> Result<user::Model, CommonError> {
         let name = required_text("name", name, 100)?;
         let created = self.db.write(|| self.create_attempt(&name, role)).await?;
         self.known.insert(created.id, ());

@@ -7,19 +7,17 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 
-use super::service::{CouponError, FIXED, NewCouponEvent, PERCENT, visible_status};
-use crate::error::{AppError, InvalidInput, Payload, UserError};
-use crate::graphql::scalars::Won;
-use crate::graphql::{parse_id, viewer};
-use crate::state::AppState;
+pub mod event;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
-pub enum DiscountType {
-    /// `discountValue` percent off the order, rounded down to the won.
-    Percent,
-    /// `discountValue` won off the order (never below zero).
-    Fixed,
-}
+use super::model::{CouponError, FIXED, PERCENT};
+use super::service::{NewCouponEvent, visible_status};
+use crate::coupon::service::CouponService;
+use crate::error::{AppError, InvalidInput};
+use crate::graphql::context::viewer;
+use crate::graphql::errors::{CouponExhaustedError, ErrorCode, Failure, Payload, UserError};
+use crate::graphql::scalars::Won;
+use crate::graphql::scalars::parse_id;
+use event::{CouponEvent, DiscountType};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum CouponStatus {
@@ -37,56 +35,6 @@ impl CouponStatus {
             "USED" => CouponStatus::Used,
             "EXPIRED" => CouponStatus::Expired,
             _ => CouponStatus::Available,
-        }
-    }
-}
-
-/// A first-come-first-served coupon event.
-#[derive(Clone, Debug, SimpleObject)]
-pub struct CouponEvent {
-    pub id: ID,
-    pub name: String,
-    pub discount_type: DiscountType,
-    /// Percent (1-100) or won, by `discountType`.
-    pub discount_value: Won,
-    pub total_quantity: i32,
-    pub issued_quantity: i32,
-    pub remaining: i32,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: Option<DateTime<Utc>>,
-    /// Issued coupons are valid this many days...
-    pub valid_days: Option<i32>,
-    /// ...or until this instant.
-    pub valid_until: Option<DateTime<Utc>>,
-    pub min_order_amount: Won,
-    /// Open now and with coupons left.
-    pub active: bool,
-}
-
-impl From<coupon_event::Model> for CouponEvent {
-    fn from(row: coupon_event::Model) -> Self {
-        let now = Utc::now();
-        let remaining = row.total_quantity - row.issued_quantity;
-        Self {
-            id: ID(row.id.to_string()),
-            name: row.name,
-            discount_type: if row.discount_type == PERCENT {
-                DiscountType::Percent
-            } else {
-                DiscountType::Fixed
-            },
-            discount_value: Won(row.discount_value),
-            total_quantity: i32::try_from(row.total_quantity).unwrap_or(i32::MAX),
-            issued_quantity: i32::try_from(row.issued_quantity).unwrap_or(i32::MAX),
-            remaining: i32::try_from(remaining).unwrap_or(i32::MAX),
-            active: row.starts_at <= now
-                && row.ends_at.is_none_or(|end| end > now)
-                && remaining > 0,
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
-            valid_days: row.valid_days,
-            valid_until: row.valid_until,
-            min_order_amount: Won(row.min_order_amount),
         }
     }
 }
@@ -125,13 +73,13 @@ impl Coupon {
 
 /// The viewer's coupons with their events, optionally of one status.
 pub async fn coupons_of(
-    state: &AppState,
+    service: &CouponService,
     user_id: i64,
     status: Option<CouponStatus>,
 ) -> Result<Vec<Coupon>, AppError> {
-    let coupons = state.coupons.coupons_of(user_id).await?;
+    let coupons = service.coupons_of(user_id).await?;
     let mut events: HashMap<i64, coupon_event::Model> = HashMap::new();
-    for event in state.coupons.events(false).await? {
+    for event in service.events(false).await? {
         events.insert(event.id, event);
     }
     Ok(coupons
@@ -145,12 +93,11 @@ pub async fn coupons_of(
 }
 
 /// One coupon with its event.
-pub async fn coupon(state: &AppState, id: i64) -> Result<Option<Coupon>, AppError> {
-    let Some(row) = state.coupons.coupon(id).await? else {
+pub async fn coupon(service: &CouponService, id: i64) -> Result<Option<Coupon>, AppError> {
+    let Some(row) = service.coupon(id).await? else {
         return Ok(None);
     };
-    Ok(state
-        .coupons
+    Ok(service
         .event(row.event_id)
         .await?
         .map(|event| Coupon::new(row, event)))
@@ -167,9 +114,8 @@ impl CouponQuery {
         ctx: &Context<'_>,
         #[graphql(default = true)] active_only: bool,
     ) -> async_graphql::Result<Vec<CouponEvent>> {
-        let state = ctx.data_unchecked::<AppState>();
-        let events = state
-            .coupons
+        let events = ctx
+            .data_unchecked::<CouponService>()
             .events(active_only)
             .await
             .map_err(AppError::from)?;
@@ -183,9 +129,8 @@ impl CouponQuery {
     ) -> async_graphql::Result<Option<CouponEvent>> {
         let id = parse_id(&id)
             .ok_or_else(|| AppError::BadUserInput("id is not a coupon event id".into()))?;
-        let state = ctx.data_unchecked::<AppState>();
-        Ok(state
-            .coupons
+        Ok(ctx
+            .data_unchecked::<CouponService>()
             .event(id)
             .await
             .map_err(AppError::from)?
@@ -272,7 +217,6 @@ impl CouponMutation {
         input: IssueCouponInput,
     ) -> async_graphql::Result<IssueCouponPayload> {
         let user_id = viewer(ctx).require_user()?;
-        let state = ctx.data_unchecked::<AppState>();
         let Some(event_id) = parse_id(&input.event_id) else {
             return IssueCouponPayload::resolve(
                 "issueCoupon",
@@ -282,7 +226,10 @@ impl CouponMutation {
                 ))),
             );
         };
-        let issued = state.coupons.issue(user_id, event_id).await;
+        let issued = ctx
+            .data_unchecked::<CouponService>()
+            .issue(user_id, event_id)
+            .await;
         IssueCouponPayload::resolve(
             "issueCoupon",
             issued.map(|(coupon, event)| Coupon::new(coupon, event)),
@@ -296,7 +243,6 @@ impl CouponMutation {
         input: CreateCouponEventInput,
     ) -> async_graphql::Result<CouponEventPayload> {
         viewer(ctx).require_admin()?;
-        let state = ctx.data_unchecked::<AppState>();
         let new = NewCouponEvent {
             name: input.name,
             discount_type: match input.discount_type {
@@ -311,6 +257,43 @@ impl CouponMutation {
             valid_until: input.valid_until,
             min_order_amount: input.min_order_amount.0,
         };
-        CouponEventPayload::resolve("createCouponEvent", state.coupons.create_event(new).await)
+        CouponEventPayload::resolve(
+            "createCouponEvent",
+            ctx.data_unchecked::<CouponService>()
+                .create_event(new)
+                .await,
+        )
+    }
+}
+
+/// What a client sees of each refusal.
+impl From<CouponError> for Failure {
+    fn from(err: CouponError) -> Self {
+        match err {
+            CouponError::Common(err) => err.into(),
+            CouponError::EventNotFound(id) => Failure::user(UserError::simple(
+                ErrorCode::NotFound,
+                format!("coupon event {id} does not exist"),
+                &["input", "eventId"],
+            )),
+            CouponError::Exhausted { event_id } => {
+                Failure::user(UserError::CouponExhausted(CouponExhaustedError {
+                    code: ErrorCode::CouponExhausted,
+                    message: format!("coupon event {event_id} has no coupons left"),
+                    field: Some(vec!["input".into(), "eventId".into()]),
+                    event_id: ID(event_id.to_string()),
+                }))
+            }
+            CouponError::AlreadyIssued(id) => Failure::user(UserError::simple(
+                ErrorCode::CouponAlreadyIssued,
+                format!("you already hold the coupon of event {id}"),
+                &["input", "eventId"],
+            )),
+            CouponError::NotActive { event_id, reason } => Failure::user(UserError::simple(
+                ErrorCode::CouponEventNotActive,
+                format!("coupon event {event_id} is not open: {reason}"),
+                &["input", "eventId"],
+            )),
+        }
     }
 }

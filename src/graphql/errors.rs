@@ -1,0 +1,281 @@
+//! What a client sees of a failed use case, decided in one place.
+//!
+//! Two kinds reach a client:
+//! - **User errors** (business outcomes): data in the payload's `userErrors`, typed through the
+//!   [`UserError`] interface with an [`ErrorCode`].
+//! - **Top-level errors** ([`AppError`]): `errors[].extensions.code` such as UNAUTHENTICATED,
+//!   FORBIDDEN, BAD_USER_INPUT or INTERNAL_SERVER_ERROR. An internal error is logged with its
+//!   whole cause chain and reaches the client only as INTERNAL_SERVER_ERROR.
+//!
+//! The shared refusals ([`CommonError`], [`InvalidInput`]) are mapped here; each domain maps its
+//! own error enum to a [`Failure`] next to its resolvers (`<domain>/graphql.rs`).
+
+use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, ID, Interface, SimpleObject};
+
+use crate::catalog::graphql::product::Product;
+use crate::catalog::service::CatalogService;
+use crate::coupon::graphql::event::CouponEvent;
+use crate::coupon::service::CouponService;
+use crate::error::{AppError, CommonError, InvalidInput, RETRY_AFTER_SECS};
+use crate::graphql::scalars::Won;
+use crate::observability::record_outcome;
+use crate::ranking::service::RankingService;
+
+/// Codes of the business outcomes reported in `userErrors`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
+pub enum ErrorCode {
+    InvalidInput,
+    NotFound,
+    IdempotencyKeyReused,
+    BalanceLimitExceeded,
+    OutOfStock,
+    InsufficientBalance,
+    InvalidStateTransition,
+    CouponNotUsable,
+    CouponExhausted,
+    CouponAlreadyIssued,
+    CouponEventNotActive,
+}
+
+impl ErrorCode {
+    /// The name clients see (also the metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::BalanceLimitExceeded => "BALANCE_LIMIT_EXCEEDED",
+            ErrorCode::OutOfStock => "OUT_OF_STOCK",
+            ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
+            ErrorCode::InvalidStateTransition => "INVALID_STATE_TRANSITION",
+            ErrorCode::CouponNotUsable => "COUPON_NOT_USABLE",
+            ErrorCode::CouponExhausted => "COUPON_EXHAUSTED",
+            ErrorCode::CouponAlreadyIssued => "COUPON_ALREADY_ISSUED",
+            ErrorCode::CouponEventNotActive => "COUPON_EVENT_NOT_ACTIVE",
+        }
+    }
+}
+
+/// A business outcome reported as data.
+#[derive(Clone, Debug, Interface)]
+#[graphql(
+    field(name = "code", ty = "&ErrorCode"),
+    field(name = "message", ty = "&String"),
+    field(
+        name = "field",
+        ty = "&Option<Vec<String>>",
+        desc = "Path of the input field at fault, if any."
+    )
+)]
+pub enum UserError {
+    Simple(SimpleUserError),
+    BalanceLimit(BalanceLimitError),
+    OutOfStock(OutOfStockError),
+    InsufficientBalance(InsufficientBalanceError),
+    CouponExhausted(CouponExhaustedError),
+}
+
+/// A user error with no details beyond its code, message and field.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct SimpleUserError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<Vec<String>>,
+}
+
+/// A charge would take the balance over its ceiling.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct BalanceLimitError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<Vec<String>>,
+    pub balance: Won,
+    pub max_balance: Won,
+}
+
+/// A line asks for more units than the product has.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct OutOfStockError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<Vec<String>>,
+    pub product_id: ID,
+    pub requested: i32,
+    pub available: i32,
+}
+
+#[ComplexObject]
+impl OutOfStockError {
+    /// In-stock products of the same category, best sellers first.
+    async fn alternatives(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 3)] limit: i32,
+    ) -> async_graphql::Result<Vec<Product>> {
+        let id = self.product_id.parse::<i64>().unwrap_or_default();
+        let catalog = ctx.data_unchecked::<CatalogService>();
+        let Some(product) = catalog.get(id).await.map_err(AppError::from)? else {
+            return Ok(vec![]);
+        };
+        let alternatives = ctx
+            .data_unchecked::<RankingService>()
+            .alternatives(product.id, &product.category, limit.clamp(1, 20) as u64)
+            .await
+            .map_err(AppError::from)?;
+        Ok(alternatives.into_iter().map(Product::from).collect())
+    }
+}
+
+/// The balance does not cover the order.
+#[derive(Clone, Debug, SimpleObject)]
+pub struct InsufficientBalanceError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<Vec<String>>,
+    pub balance: Won,
+    pub required: Won,
+}
+
+/// The event has no coupons left.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct CouponExhaustedError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<Vec<String>>,
+    pub event_id: ID,
+}
+
+#[ComplexObject]
+impl CouponExhaustedError {
+    /// Active events that still have coupons.
+    async fn alternatives(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CouponEvent>> {
+        let id = self.event_id.parse::<i64>().unwrap_or_default();
+        let events = ctx
+            .data_unchecked::<CouponService>()
+            .alternatives(id)
+            .await
+            .map_err(AppError::from)?;
+        Ok(events.into_iter().map(CouponEvent::from).collect())
+    }
+}
+
+impl UserError {
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            UserError::Simple(e) => e.code,
+            UserError::BalanceLimit(e) => e.code,
+            UserError::OutOfStock(e) => e.code,
+            UserError::InsufficientBalance(e) => e.code,
+            UserError::CouponExhausted(e) => e.code,
+        }
+    }
+
+    pub fn simple(code: ErrorCode, message: impl Into<String>, field: &[&str]) -> Self {
+        UserError::Simple(SimpleUserError {
+            code,
+            message: message.into(),
+            field: (!field.is_empty()).then(|| field.iter().map(|s| (*s).to_owned()).collect()),
+        })
+    }
+}
+
+/// A refused input field becomes an INVALID_INPUT user error naming `input.<field>`.
+fn invalid_input(err: InvalidInput) -> UserError {
+    let mut path = vec!["input".to_owned()];
+    path.extend(err.field.split('.').map(str::to_owned));
+    UserError::Simple(SimpleUserError {
+        code: ErrorCode::InvalidInput,
+        message: err.message,
+        field: Some(path),
+    })
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let code = err.code();
+        let retry = matches!(err, AppError::Unavailable | AppError::Unconfirmed);
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if retry {
+                ext.set("retryAfterSeconds", RETRY_AFTER_SECS);
+            }
+        })
+    }
+}
+
+/// What a failed use case becomes: user errors in the payload, or a top-level error.
+#[derive(Debug)]
+pub enum Failure {
+    User(Vec<UserError>),
+    App(AppError),
+}
+
+impl From<AppError> for Failure {
+    fn from(err: AppError) -> Self {
+        Failure::App(err)
+    }
+}
+
+impl From<InvalidInput> for Failure {
+    fn from(err: InvalidInput) -> Self {
+        Failure::User(vec![invalid_input(err)])
+    }
+}
+
+impl Failure {
+    /// One user error.
+    pub fn user(error: UserError) -> Self {
+        Failure::User(vec![error])
+    }
+}
+
+impl From<CommonError> for Failure {
+    fn from(err: CommonError) -> Self {
+        match err {
+            CommonError::Invalid(invalid) => invalid.into(),
+            CommonError::IdempotencyKeyReused => Failure::user(UserError::simple(
+                ErrorCode::IdempotencyKeyReused,
+                "this idempotencyKey was already used with another request",
+                &["input", "idempotencyKey"],
+            )),
+            CommonError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
+            CommonError::Unconfirmed => Failure::App(AppError::Unconfirmed),
+            CommonError::Db(err) => Failure::App(err.into()),
+        }
+    }
+}
+
+/// A mutation payload: built from the result, or from user errors.
+pub trait Payload<T>: Sized {
+    fn success(value: T) -> Self;
+    fn failure(errors: Vec<UserError>) -> Self;
+
+    /// Resolves a use case's result: user errors into the payload, the rest to the top level;
+    /// counts the outcome of `mutation` (`business_outcomes_total`).
+    fn resolve<E: Into<Failure>>(
+        mutation: &'static str,
+        result: Result<T, E>,
+    ) -> async_graphql::Result<Self> {
+        match result.map_err(Into::into) {
+            Ok(value) => {
+                record_outcome(mutation, "OK");
+                Ok(Self::success(value))
+            }
+            Err(Failure::User(errors)) => {
+                for error in &errors {
+                    record_outcome(mutation, error.error_code().as_str());
+                }
+                Ok(Self::failure(errors))
+            }
+            Err(Failure::App(err)) => {
+                record_outcome(mutation, err.code());
+                Err(err.into())
+            }
+        }
+    }
+}
