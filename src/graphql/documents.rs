@@ -21,7 +21,9 @@ use async_graphql::{Request, ServerError};
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
-use super::limits::{DocumentLimits, Inspection, check_text, inspect_parsed};
+use super::limits::DocumentLimits;
+use super::limits::document::{Inspection, inspect_parsed};
+use super::limits::text::check_text;
 
 /// Parsed documents kept.
 const PARSED_DOCUMENTS: u64 = 2_000;

@@ -32,7 +32,8 @@ use crate::outbox::graphql::{OutboxMutation, OutboxQuery};
 use crate::ranking::graphql::{RankingQuery, RankingSubscription};
 use crate::state::AppState;
 use crate::users::graphql::UsersMutation;
-use limits::{DocumentLimits, DocumentLimitsExtension};
+use limits::DocumentLimits;
+use limits::enforcement::DocumentLimitsExtension;
 use user::UserQuery;
 
 #[derive(MergedObject, Default)]
