@@ -5,15 +5,17 @@
 use chrono::Utc;
 use entity::{balance, balance_ledger};
 use sea_orm::{
-    ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{self, LedgerKind, Movement};
 use crate::error::{CommonError, InvalidInput, common_error};
-use crate::infra::db::{AttemptError, Database};
-use crate::infra::idempotency::{IdempotentRequest, Lookup};
+use crate::infra::db::Database;
+use crate::infra::idempotency::IdempotentRequest;
 use crate::infra::paging::{Page, PageRequest};
+use crate::infra::transact::{Abort, Attempt};
 
 /// Limits on charges, from the settings.
 #[derive(Copy, Clone, Debug)]
@@ -103,47 +105,29 @@ impl BalanceService {
 
         let entry = self
             .db
-            .write(|| self.charge_attempt(user_id, amount, idempotency.as_ref()))
-            .await??;
+            .transact_once(
+                idempotency.as_ref(),
+                |_| async { Ok(()) },
+                |txn, receipt| async move { replayed(&txn, receipt).await },
+                |txn, ()| async move { self.charge_in(&txn, user_id, amount).await },
+            )
+            .await?;
         metrics::counter!("charged_won_total").increment(amount as u64);
         Ok(entry)
     }
 
-    async fn charge_attempt(
+    /// The charge itself, under the balance row's lock: refused over the ceiling.
+    async fn charge_in(
         &self,
+        txn: &DatabaseTransaction,
         user_id: i64,
         amount: i64,
-        idempotency: Option<&IdempotentRequest>,
-    ) -> Result<Result<balance_ledger::Model, BalanceError>, AttemptError> {
-        let txn = self.db.begin_write().await?;
-        if let Some(request) = idempotency {
-            match request.lookup::<ChargeReceipt>(&*txn).await? {
-                Lookup::New => {}
-                Lookup::Replay(receipt) => {
-                    let entry = balance_ledger::Entity::find_by_id(receipt.ledger_entry_id)
-                        .one(&*txn)
-                        .await?
-                        .ok_or_else(|| DbErr::RecordNotFound("replayed ledger entry".into()))?;
-                    txn.rollback().await?;
-                    return Ok(Ok(entry));
-                }
-                Lookup::Reused => {
-                    txn.rollback().await?;
-                    return Ok(Err(CommonError::IdempotencyKeyReused.into()));
-                }
-            }
-        }
-        let Some(balance) = accounts::lock(&*txn, [user_id])
-            .await?
-            .get(&user_id)
-            .copied()
-        else {
-            txn.rollback().await?;
-            return Ok(Err(CommonError::UnknownUser.into()));
+    ) -> Attempt<(balance_ledger::Model, ChargeReceipt), BalanceError> {
+        let Some(balance) = accounts::lock(txn, [user_id]).await?.get(&user_id).copied() else {
+            return Err(Abort::Refused(CommonError::UnknownUser.into()));
         };
         if balance > self.limits.max_balance - amount {
-            txn.rollback().await?;
-            return Ok(Err(BalanceError::LimitExceeded {
+            return Err(Abort::Refused(BalanceError::LimitExceeded {
                 balance,
                 max: self.limits.max_balance,
             }));
@@ -155,18 +139,21 @@ impl BalanceService {
             balance_after: balance + amount,
             order_id: None,
         };
-        let entry = accounts::apply_one(&*txn, charge, Utc::now()).await?;
-        if let Some(request) = idempotency {
-            request
-                .record(
-                    &*txn,
-                    &ChargeReceipt {
-                        ledger_entry_id: entry.id,
-                    },
-                )
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(Ok(entry))
+        let entry = accounts::apply_one(txn, charge, Utc::now()).await?;
+        let receipt = ChargeReceipt {
+            ledger_entry_id: entry.id,
+        };
+        Ok((entry, receipt))
     }
+}
+
+/// The entry a repeated charge answers with.
+async fn replayed(
+    txn: &DatabaseTransaction,
+    receipt: ChargeReceipt,
+) -> Attempt<balance_ledger::Model, BalanceError> {
+    let entry = balance_ledger::Entity::find_by_id(receipt.ledger_entry_id)
+        .one(txn)
+        .await?;
+    Ok(entry.ok_or_else(|| DbErr::RecordNotFound("replayed ledger entry".into()))?)
 }

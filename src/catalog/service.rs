@@ -11,14 +11,15 @@ use chrono::{DateTime, Utc};
 use entity::product;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::error::{CommonError, InvalidInput, common_error};
 use crate::infra::bus::{DomainEvent, EventBus};
-use crate::infra::db::{AttemptError, Database};
+use crate::infra::db::Database;
 use crate::infra::paging::{Page, PageRequest};
+use crate::infra::transact::{Abort, Attempt};
 use crate::text::{free_text, required_text};
 
 /// Most units a product may hold in stock.
@@ -211,46 +212,39 @@ impl CatalogService {
         }
         let restocked = self
             .db
-            .write(|| self.restock_attempt(product_id, quantity))
-            .await??;
+            .transact(|txn| async move { restock_in(&txn, product_id, quantity).await })
+            .await?;
         self.bus.publish(DomainEvent::StockChanged {
             product_id: restocked.id,
             stock: restocked.stock,
         });
         Ok(restocked)
     }
+}
 
-    async fn restock_attempt(
-        &self,
-        product_id: i64,
-        quantity: i64,
-    ) -> Result<Result<product::Model, CatalogError>, AttemptError> {
-        let txn = self.db.begin_write().await?;
-        let updated = product::Entity::update_many()
-            .col_expr(
-                product::Column::Stock,
-                Expr::col(product::Column::Stock).add(quantity),
-            )
-            .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(product::Column::Id.eq(product_id))
-            .filter(product::Column::Stock.lte(MAX_STOCK - quantity))
-            .exec(&*txn)
-            .await?;
-        let current = product::Entity::find_by_id(product_id).one(&*txn).await?;
-        let outcome = match (updated.rows_affected, current) {
-            (_, None) => Err(CatalogError::ProductNotFound(product_id)),
-            (0, Some(_)) => Err(InvalidInput::new(
-                "quantity",
-                format!("stock may not exceed {MAX_STOCK}"),
-            )
-            .into()),
-            (_, Some(product)) => Ok(product),
-        };
-        if outcome.is_ok() {
-            txn.commit().await?;
-        } else {
-            txn.rollback().await?;
-        }
-        Ok(outcome)
+/// Adds `quantity` units, refused when the product does not exist or would hold more than
+/// [`MAX_STOCK`].
+async fn restock_in(
+    txn: &DatabaseTransaction,
+    product_id: i64,
+    quantity: i64,
+) -> Attempt<product::Model, CatalogError> {
+    let updated = product::Entity::update_many()
+        .col_expr(
+            product::Column::Stock,
+            Expr::col(product::Column::Stock).add(quantity),
+        )
+        .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(product::Column::Id.eq(product_id))
+        .filter(product::Column::Stock.lte(MAX_STOCK - quantity))
+        .exec(txn)
+        .await?;
+    let current = product::Entity::find_by_id(product_id).one(txn).await?;
+    match (updated.rows_affected, current) {
+        (_, None) => Err(Abort::Refused(CatalogError::ProductNotFound(product_id))),
+        (0, Some(_)) => Err(Abort::Refused(
+            InvalidInput::new("quantity", format!("stock may not exceed {MAX_STOCK}")).into(),
+        )),
+        (_, Some(product)) => Ok(product),
     }
 }

@@ -1,5 +1,6 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
-//! backend quirks), group commit, Redis, the event bus and idempotency keys.
+//! backend quirks), the write helper every use case runs in ([`transact`]), group commit, Redis,
+//! the event bus and idempotency keys.
 
 pub mod batching;
 pub mod bus;
@@ -8,3 +9,4 @@ pub mod idempotency;
 pub mod locking;
 pub mod paging;
 pub mod redis;
+pub mod transact;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use entity::{order, order_item, payment};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
 use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
@@ -18,9 +18,7 @@ use super::rows;
 use crate::balance::accounts::{self, LedgerKind, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
-use crate::error::CommonError;
-use crate::infra::db::{AttemptError, WriteTxn};
-use crate::infra::idempotency::{IdempotentRequest, Lookup};
+use crate::infra::transact::{Abort, Attempt};
 use crate::outbox;
 use crate::ranking::sales;
 
@@ -30,95 +28,84 @@ pub struct Changed {
     pub aftermath: Aftermath,
 }
 
-/// One attempt at cancelling (or refunding) an order; `owner` is `None` for an administrator.
-pub async fn cancel(
-    txn: WriteTxn,
+/// Locks an order for a change; refused as not found when it is not `owner`'s (`None`: an
+/// administrator, who may change anyone's).
+pub async fn lock_own(
+    txn: &DatabaseTransaction,
     owner: Option<i64>,
     order_id: i64,
-    idempotency: Option<&IdempotentRequest>,
-    settings: &OrderSettings,
-) -> Result<Result<Changed, OrderError>, AttemptError> {
-    let order = rows::lock(&*txn, &[order_id])
+) -> Attempt<order::Model, OrderError> {
+    rows::lock(txn, &[order_id])
         .await?
         .remove(&order_id)
-        .filter(|o| owner.is_none_or(|user| o.user_id == user));
-    let Some(order) = order else {
-        txn.rollback().await?;
-        return Ok(Err(OrderError::OrderNotFound));
-    };
-    // looked up under the order's lock: a repeat that waited for it finds the first result
-    if let Some(request) = idempotency {
-        let answer = match request.lookup::<OrderReceipt>(&*txn).await? {
-            Lookup::New => None,
-            Lookup::Replay(receipt) => Some(rows::load_one(&*txn, receipt.order_id).await.map(
-                |order| Changed {
-                    order,
-                    aftermath: Aftermath::default(),
-                },
-            )?),
-            Lookup::Reused => {
-                txn.rollback().await?;
-                return Ok(Err(OrderError::Common(CommonError::IdempotencyKeyReused)));
-            }
-        };
-        if let Some(replayed) = answer {
-            txn.rollback().await?;
-            return Ok(Ok(replayed));
-        }
-    }
+        .filter(|o| owner.is_none_or(|user| o.user_id == user))
+        .ok_or(Abort::Refused(OrderError::OrderNotFound))
+}
+
+/// The answer of a repeated cancellation: the order as it is now, nothing to announce.
+pub async fn replay(
+    txn: &DatabaseTransaction,
+    receipt: OrderReceipt,
+) -> Attempt<Changed, OrderError> {
+    Ok(Changed {
+        order: rows::load_one(txn, receipt.order_id).await?,
+        aftermath: Aftermath::default(),
+    })
+}
+
+/// Cancels a locked PENDING order, or refunds a locked COMPLETED one.
+pub async fn cancel(
+    txn: &DatabaseTransaction,
+    order: order::Model,
+    settings: &OrderSettings,
+) -> Attempt<(Changed, OrderReceipt), OrderError> {
     let now = Utc::now();
-    let items = rows::items_of(&*txn, [order_id])
+    let order_id = order.id;
+    let items = rows::items_of(txn, [order_id])
         .await?
         .remove(&order_id)
         .unwrap_or_default();
     let aftermath = match order.status.as_str() {
-        status::PENDING => release(&*txn, &order, &items, status::CANCELLED, now).await?,
-        status::COMPLETED => refund(&*txn, &order, &items, now, settings).await?,
+        status::PENDING => release(txn, &order, &items, status::CANCELLED, now).await?,
+        status::COMPLETED => refund(txn, &order, &items, now, settings).await?,
         _ => {
-            txn.rollback().await?;
-            return Ok(Err(OrderError::InvalidState {
+            return Err(Abort::Refused(OrderError::InvalidState {
                 action: "cancel",
                 status: order.status,
             }));
         }
     };
-    let order = rows::load_one(&*txn, order_id).await?;
+    let order = rows::load_one(txn, order_id).await?;
     if order.status == status::REFUNDED {
         let lines: Vec<PricedLine> = items.iter().map(PricedLine::from).collect();
-        let names = rows::product_names(&*txn, lines.iter().map(|l| l.product_id)).await?;
+        let names = rows::product_names(txn, lines.iter().map(|l| l.product_id)).await?;
         outbox::enqueue(
-            &*txn,
+            txn,
             outbox::ORDER_REFUNDED,
             order_id,
             order_event(&order, &lines, &names),
         )
         .await?;
     }
-    if let Some(request) = idempotency {
-        request.record(&*txn, &OrderReceipt { order_id }).await?;
-    }
-    txn.commit().await?;
-    Ok(Ok(Changed { order, aftermath }))
+    Ok((Changed { order, aftermath }, OrderReceipt { order_id }))
 }
 
-/// One attempt at expiring an order; `None` when it is no longer PENDING or not yet overdue.
-pub async fn expire(txn: WriteTxn, order_id: i64) -> Result<Option<Changed>, AttemptError> {
+/// Expires an order; `None` when it is no longer PENDING or not yet overdue.
+pub async fn expire(txn: &DatabaseTransaction, order_id: i64) -> Attempt<Option<Changed>, DbErr> {
     let now = Utc::now();
-    let order = rows::lock(&*txn, &[order_id])
+    let order = rows::lock(txn, &[order_id])
         .await?
         .remove(&order_id)
         .filter(|o| o.status == status::PENDING && o.expires_at.is_some_and(|at| at <= now));
     let Some(order) = order else {
-        txn.rollback().await?;
         return Ok(None);
     };
-    let items = rows::items_of(&*txn, [order_id])
+    let items = rows::items_of(txn, [order_id])
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = release(&*txn, &order, &items, status::EXPIRED, now).await?;
-    let order = rows::load_one(&*txn, order_id).await?;
-    txn.commit().await?;
+    let aftermath = release(txn, &order, &items, status::EXPIRED, now).await?;
+    let order = rows::load_one(txn, order_id).await?;
     Ok(Some(Changed { order, aftermath }))
 }
 

@@ -101,11 +101,13 @@ impl OrderingService {
         };
         let changed = self
             .db
-            .write(|| async {
-                let txn = self.db.begin_write().await?;
-                lifecycle::cancel(txn, owner, order_id, idempotency.as_ref(), &self.settings).await
-            })
-            .await??;
+            .transact_once(
+                idempotency.as_ref(),
+                |txn| async move { lifecycle::lock_own(&txn, owner, order_id).await },
+                |txn, receipt| async move { lifecycle::replay(&txn, receipt).await },
+                |txn, order| async move { lifecycle::cancel(&txn, order, &self.settings).await },
+            )
+            .await?;
         self.announcer.announce(&changed.aftermath);
         Ok(changed.order)
     }
@@ -114,10 +116,7 @@ impl OrderingService {
     pub async fn expire(&self, order_id: i64) -> Result<bool, DbErr> {
         let changed = self
             .db
-            .write(|| async {
-                let txn = self.db.begin_write().await?;
-                lifecycle::expire(txn, order_id).await
-            })
+            .transact(|txn| async move { lifecycle::expire(&txn, order_id).await })
             .await?;
         Ok(match changed {
             Some(changed) => {

@@ -200,7 +200,9 @@ impl Relay {
             .all(&*txn)
             .await?;
         if !events.is_empty() {
-            let lease = Utc::now() + self.settings.timeout * 3;
+            // the relay sends its claimed events one after another, each within `timeout`: the
+            // lease covers them all, or another relay could claim the last ones mid-batch
+            let lease = Utc::now() + self.settings.timeout * (events.len() as u32 + 2);
             outbox_event::Entity::update_many()
                 .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(lease))
                 .filter(outbox_event::Column::Id.is_in(events.iter().map(|e| e.id)))

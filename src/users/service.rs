@@ -9,7 +9,8 @@ use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, QuerySelect, Set};
 
 use crate::auth::Role;
 use crate::error::CommonError;
-use crate::infra::db::{AttemptError, Database};
+use crate::infra::db::Database;
+use crate::infra::transact::Abort;
 use crate::text::required_text;
 
 /// Users remembered as existing (the application never deletes one; an operator may, by SQL:
@@ -58,15 +59,14 @@ impl UserService {
     /// Creates a user with a zero balance.
     pub async fn create(&self, name: &str, role: Role) -> Result<user::Model, CommonError> {
         let name = required_text("name", name, 100)?;
-        let created = self.db.write(|| self.create_attempt(&name, role)).await?;
+        let name = name.as_str();
+        let created: user::Model = self
+            .db
+            .transact(|txn| async move {
+                Ok::<_, Abort<CommonError>>(insert_user(&*txn, None, name, role).await?)
+            })
+            .await?;
         self.known.insert(created.id, ());
-        Ok(created)
-    }
-
-    async fn create_attempt(&self, name: &str, role: Role) -> Result<user::Model, AttemptError> {
-        let txn = self.db.begin_write().await?;
-        let created = insert_user(&*txn, None, name, role).await?;
-        txn.commit().await?;
         Ok(created)
     }
 }
