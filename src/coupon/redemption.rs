@@ -207,4 +207,135 @@ mod tests {
         let used = redeemable(status::USED, PERCENT, 10, 0);
         assert!(discount(Some(&used), 42, 50_000, now).is_err());
     }
+
+    #[test]
+    fn percent_discounts_round_down_to_the_won_even_to_nothing() {
+        let now = Utc::now();
+        let ten_percent = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        assert_eq!(discount(Some(&ten_percent), 42, 9, now), Ok(0));
+        assert_eq!(discount(Some(&ten_percent), 42, 10, now), Ok(1));
+        assert_eq!(discount(Some(&ten_percent), 42, 19, now), Ok(1));
+        assert_eq!(
+            discount(Some(&ten_percent), 42, 0, now),
+            Ok(0),
+            "an empty total"
+        );
+        let one_percent = redeemable(status::AVAILABLE, PERCENT, 1, 0);
+        assert_eq!(discount(Some(&one_percent), 42, 99, now), Ok(0));
+    }
+
+    #[test]
+    fn a_hundred_percent_takes_the_whole_subtotal_and_never_more() {
+        let now = Utc::now();
+        let all = redeemable(status::AVAILABLE, PERCENT, 100, 0);
+        for subtotal in [0, 1, 45_999, 1_000_000_000] {
+            assert_eq!(discount(Some(&all), 42, subtotal, now), Ok(subtotal));
+        }
+    }
+
+    #[test]
+    fn every_valid_discount_lies_between_zero_and_the_subtotal() {
+        let now = Utc::now();
+        for percent in 1..=100 {
+            let coupon = redeemable(status::AVAILABLE, PERCENT, percent, 0);
+            for subtotal in [0, 1, 7, 99, 100, 101, 12_345, 999_999_999] {
+                let off = discount(Some(&coupon), 42, subtotal, now).unwrap();
+                assert!(
+                    (0..=subtotal).contains(&off),
+                    "{percent}% of {subtotal}: {off}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_largest_possible_order_does_not_overflow() {
+        // 100 lines x 1,000 units x the largest price (1,000,000,000 won, catalog's MAX_PRICE)
+        let largest: i64 = 100 * 1_000 * 1_000_000_000;
+        let now = Utc::now();
+        let all = redeemable(status::AVAILABLE, PERCENT, 100, 0);
+        assert_eq!(discount(Some(&all), 42, largest, now), Ok(largest));
+        let ninety_nine = redeemable(status::AVAILABLE, PERCENT, 99, 0);
+        assert_eq!(
+            discount(Some(&ninety_nine), 42, largest, now),
+            Ok(largest / 100 * 99)
+        );
+        let fixed = redeemable(status::AVAILABLE, "FIXED", 1_000_000_000, 0);
+        assert_eq!(discount(Some(&fixed), 42, largest, now), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn a_fixed_discount_equal_to_the_subtotal_makes_the_order_free() {
+        let now = Utc::now();
+        let five_thousand = redeemable(status::AVAILABLE, "FIXED", 5_000, 0);
+        assert_eq!(discount(Some(&five_thousand), 42, 5_000, now), Ok(5_000));
+        assert_eq!(discount(Some(&five_thousand), 42, 4_999, now), Ok(4_999));
+        assert_eq!(discount(Some(&five_thousand), 42, 0, now), Ok(0));
+    }
+
+    #[test]
+    fn the_minimum_order_amount_is_inclusive() {
+        let now = Utc::now();
+        let coupon = redeemable(status::AVAILABLE, "FIXED", 3_000, 50_000);
+        assert_eq!(discount(Some(&coupon), 42, 50_000, now), Ok(3_000));
+        let refused = discount(Some(&coupon), 42, 49_999, now).unwrap_err();
+        assert!(
+            refused.0.contains("49999") && refused.0.contains("50000"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_coupon_expires_at_its_instant() {
+        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let at = fresh.coupon.expires_at;
+        let just_before = at - chrono::Duration::milliseconds(1);
+        assert_eq!(discount(Some(&fresh), 42, 10_000, just_before), Ok(1_000));
+        assert_eq!(
+            discount(Some(&fresh), 42, 10_000, at),
+            Err(NotUsable("the coupon has expired".into()))
+        );
+    }
+
+    #[test]
+    fn each_refusal_says_why() {
+        let now = Utc::now();
+        let reason =
+            |coupon: &Redeemable, user| discount(Some(coupon), user, 50_000, now).unwrap_err().0;
+        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        assert_eq!(reason(&fresh, 43), "no such coupon among yours");
+        assert_eq!(
+            reason(&redeemable(status::RESERVED, PERCENT, 10, 0), 42),
+            "the coupon is held by a pending order"
+        );
+        assert_eq!(
+            reason(&redeemable(status::USED, PERCENT, 10, 0), 42),
+            "the coupon was already used"
+        );
+        // someone else's coupon is "not yours" before anything else is said about it
+        assert_eq!(
+            reason(&redeemable(status::USED, PERCENT, 10, 0), 43),
+            "no such coupon among yours"
+        );
+    }
+
+    #[test]
+    fn only_an_available_coupon_pays() {
+        let now = Utc::now();
+        for stored in [status::EXPIRED, "garbage", ""] {
+            let coupon = redeemable(stored, PERCENT, 10, 0);
+            assert!(
+                discount(Some(&coupon), 42, 50_000, now).is_err(),
+                "{stored:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn holds_store_the_coupon_statuses() {
+        let at = Utc::now();
+        assert_eq!(Hold::Reserved { order_id: 1 }.status(), status::RESERVED);
+        assert_eq!(Hold::Used { order_id: 1, at }.status(), status::USED);
+        assert_eq!(Hold::Released.status(), status::AVAILABLE);
+    }
 }

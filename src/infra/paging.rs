@@ -28,3 +28,45 @@ impl<T> Page<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(first: u64) -> PageRequest {
+        PageRequest { first, after: None }
+    }
+
+    #[test]
+    fn the_extra_row_says_there_is_a_next_page_and_is_not_shown() {
+        let page = Page::from_overfetch(vec![1, 2, 3, 4], request(3), 10);
+        assert_eq!(page.items, vec![1, 2, 3]);
+        assert!(page.has_next_page);
+        assert_eq!(page.total_count, 10);
+    }
+
+    #[test]
+    fn a_full_last_page_has_no_next_page() {
+        let page = Page::from_overfetch(vec![1, 2, 3], request(3), 3);
+        assert_eq!(page.items, vec![1, 2, 3]);
+        assert!(!page.has_next_page);
+    }
+
+    #[test]
+    fn a_short_or_empty_page_has_no_next_page() {
+        let short = Page::from_overfetch(vec![1], request(3), 1);
+        assert_eq!((short.items, short.has_next_page), (vec![1], false));
+        let empty = Page::<i64>::from_overfetch(vec![], request(3), 0);
+        assert!(empty.items.is_empty() && !empty.has_next_page);
+    }
+
+    #[test]
+    fn a_page_of_one_and_the_largest_page() {
+        let one = Page::from_overfetch(vec![7, 8], request(1), 2);
+        assert_eq!((one.items, one.has_next_page), (vec![7], true));
+        let rows: Vec<u32> = (0..101).collect();
+        let largest = Page::from_overfetch(rows, request(100), 101);
+        assert_eq!(largest.items.len(), 100);
+        assert!(largest.has_next_page);
+    }
+}

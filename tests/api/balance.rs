@@ -84,8 +84,7 @@ async fn refused_amounts_change_nothing() {
             settings.max_charge_amount = 100_000;
         },
         |server| async move {
-            let user = server.create_user("careful").await;
-            server.charge(user, 60_000).await;
+            let user = server.customer("careful", 60_000).await;
             let caller = server.user(user);
             for (amount, field_message) in
                 [(0, "positive"), (-1, "positive"), (100_001, "per charge")]

@@ -9,8 +9,7 @@ use commerce::config::Settings;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, on_every_backend_with};
-use crate::orders::assert_invariants;
+use crate::harness::{TestServer, assert_invariants, id_of, items, on_every_backend_with};
 
 const PLACE: &str = "mutation($items: [OrderItemInput!]!, $key: String) { placeOrder(input: {items: $items, idempotencyKey: $key}) {
     order { id status total }
@@ -20,13 +19,6 @@ fn lingering(settings: &mut Settings) {
     settings.order_batch_linger_us = 300_000;
     settings.order_batch_max = 1_000;
     settings.rate_limit_user_per_sec = 0;
-}
-
-fn lines(lines: &[(i64, i64)]) -> Value {
-    json!(lines
-        .iter()
-        .map(|(product, quantity)| json!({ "productId": product.to_string(), "quantity": quantity }))
-        .collect::<Vec<_>>())
 }
 
 async fn place(server: &TestServer, user: i64, items: Value, key: Option<&str>) -> Value {
@@ -54,14 +46,16 @@ async fn statements_during<F: std::future::Future>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_orders_of_one_user_in_one_batch_that_together_overspend() {
     on_every_backend_with(lingering, |server| async move {
-        let user = server.create_user("두 번 주문").await;
-        server.charge(user, 100_000).await;
-        let product = server
-            .create_product("모니터", "디스플레이", 60_000, 10)
+        let (user, [product]) = server
+            .shop(
+                "두 번 주문",
+                100_000,
+                [("모니터", "디스플레이", 60_000, 10)],
+            )
             .await;
         let (answers, statements) = statements_during(
             &server,
-            join_all((0..2).map(|_| place(&server, user, lines(&[(product, 1)]), None))),
+            join_all((0..2).map(|_| place(&server, user, items(&[(product, 1)]), None))),
         )
         .await;
         let mut codes: Vec<&str> = answers.iter().map(code).collect();
@@ -96,18 +90,13 @@ async fn two_orders_of_one_user_in_one_batch_that_together_overspend() {
 async fn the_last_unit_wanted_by_a_whole_batch_goes_to_the_first() {
     on_every_backend_with(lingering, |server| async move {
         let product = server.create_product("한정판", "수집", 10_000, 1).await;
-        let mut users = vec![];
-        for i in 0..20 {
-            let user = server.create_user(&format!("수집가 {i}")).await;
-            server.charge(user, 50_000).await;
-            users.push(user);
-        }
+        let users = server.customers("수집가", [50_000; 20]).await;
         let (answers, statements) = statements_during(
             &server,
             join_all(
                 users
                     .iter()
-                    .map(|&user| place(&server, user, lines(&[(product, 1)]), None)),
+                    .map(|&(user, _)| place(&server, user, items(&[(product, 1)]), None)),
             ),
         )
         .await;
@@ -124,8 +113,7 @@ async fn the_last_unit_wanted_by_a_whole_batch_goes_to_the_first() {
             "[{}] one batch: {statements} statements",
             server.backend
         );
-        let charged: Vec<(i64, i64)> = users.iter().map(|&u| (u, 50_000)).collect();
-        assert_invariants(&server, &HashMap::from([(product, 1)]), &charged).await;
+        assert_invariants(&server, &HashMap::from([(product, 1)]), &users).await;
     })
     .await;
 }
@@ -133,11 +121,11 @@ async fn the_last_unit_wanted_by_a_whole_batch_goes_to_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idempotent_repeat_inside_a_batch_gets_the_first_order() {
     on_every_backend_with(lingering, |server| async move {
-        let user = server.create_user("재시도").await;
-        server.charge(user, 100_000).await;
-        let product = server.create_product("키보드", "입력", 10_000, 50).await;
-        let same = || place(&server, user, lines(&[(product, 2)]), Some("once"));
-        let other = place(&server, user, lines(&[(product, 1)]), Some("once"));
+        let (user, [product]) = server
+            .shop("재시도", 100_000, [("키보드", "입력", 10_000, 50)])
+            .await;
+        let same = || place(&server, user, items(&[(product, 2)]), Some("once"));
+        let other = place(&server, user, items(&[(product, 1)]), Some("once"));
         let (answers, statements) = statements_during(&server, async {
             let (mut repeats, other) = tokio::join!(join_all((0..5).map(|_| same())), other);
             repeats.push(other);
@@ -187,23 +175,17 @@ async fn a_thousand_orders_from_a_hundred_users_on_ten_products_stay_exact() {
             settings.db_acquire_timeout_ms = 30_000;
         },
         |server| async move {
-            let mut stock = HashMap::new();
-            let mut products = vec![];
-            for i in 0..10 {
-                let initial = 40 + i * 10;
-                let product = server
-                    .create_product(&format!("상품 {i}"), "잡화", 1_000 * (i + 1), initial)
-                    .await;
-                stock.insert(product, initial);
-                products.push(product);
-            }
-            let mut users = vec![];
-            for i in 0..100 {
-                let user = server.create_user(&format!("고객 {i}")).await;
-                let charged = 40_000 + 10_000 * (i % 4);
-                server.charge(user, charged).await;
-                users.push((user, charged));
-            }
+            let shelf = server
+                .stocked(
+                    "상품",
+                    "잡화",
+                    (0..10).map(|i| (1_000 * (i + 1), 40 + i * 10)),
+                )
+                .await;
+            let (stock, products) = (shelf.initial, shelf.ids);
+            let users = server
+                .customers("고객", (0..100).map(|i| 40_000 + 10_000 * (i % 4)))
+                .await;
             let orders = (0..1_000).map(|n: i64| {
                 let (user, _) = users[(n * 37 % 100) as usize];
                 let first = products[(n % 10) as usize];
@@ -213,7 +195,7 @@ async fn a_thousand_orders_from_a_hundred_users_on_ten_products_stay_exact() {
                 } else {
                     vec![(first, 1), (second, 1 + n % 2)]
                 };
-                place(&server, user, lines(&order), None)
+                place(&server, user, items(&order), None)
             });
             let (answers, statements) = statements_during(&server, join_all(orders)).await;
             let mut outcomes: HashMap<&str, usize> = HashMap::new();

@@ -7,7 +7,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, on_every_backend, on_every_backend_with};
+use crate::harness::{TestServer, id_of, items, on_every_backend, on_every_backend_with};
 
 const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) {
   coupon { id status discountType discountValue expiresAt event { id name remaining } }
@@ -20,30 +20,6 @@ const PLACE: &str = "mutation($items: [OrderItemInput!]!, $coupon: ID) {
 const CREATE: &str = "mutation($items: [OrderItemInput!]!, $coupon: ID) {
   createOrder(input: {items: $items, couponId: $coupon}) {
     order { id status subtotal discount total coupon { id status } } userErrors { code message field } } }";
-
-/// Creates a coupon event; `extra` adds or overrides input fields. Returns its id.
-async fn event(
-    server: &TestServer,
-    name: &str,
-    kind: &str,
-    value: i64,
-    total: i64,
-    extra: Value,
-) -> i64 {
-    let mut input = json!({ "name": name, "discountType": kind, "discountValue": value, "totalQuantity": total });
-    if let (Value::Object(map), Value::Object(more)) = (&mut input, extra) {
-        map.extend(more);
-    }
-    let data = server
-        .admin()
-        .data(
-            "mutation($input: CreateCouponEventInput!) { createCouponEvent(input: $input) { couponEvent { id } userErrors { code field message } } }",
-            json!({ "input": input }),
-        )
-        .await;
-    assert_eq!(data["createCouponEvent"]["userErrors"], json!([]), "{data}");
-    id_of(&data["createCouponEvent"]["couponEvent"]["id"])
-}
 
 async fn issue(server: &TestServer, user: i64, event: i64) -> Value {
     server.user(user).data(ISSUE, json!({ "id": event })).await["issueCoupon"].clone()
@@ -80,17 +56,11 @@ async fn users(server: &TestServer, count: usize) -> Vec<i64> {
     ids
 }
 
-fn items(product: i64, quantity: i64) -> Value {
-    json!([{ "productId": product.to_string(), "quantity": quantity }])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_2_ten_percent_coupon_on_a_keyboard() {
     on_every_backend(|server| async move {
-        let lee = server.create_user("이영희").await;
-        let keyboard = server.create_product("블루투스 키보드", "키보드", 45_000, 20).await;
-        let ten = event(&server, "선착순 10% 할인", "PERCENT", 10, 100, json!({})).await;
-        server.charge(lee, 100_000).await;
+        let (lee, [keyboard]) = server.shop("이영희", 100_000, [("블루투스 키보드", "키보드", 45_000, 20)]).await;
+        let ten = server.coupon_event("선착순 10% 할인", "PERCENT", 10, 100, json!({})).await;
 
         let issued = issue(&server, lee, ten).await;
         assert_eq!(issued["userErrors"], json!([]));
@@ -99,7 +69,7 @@ async fn scenario_2_ten_percent_coupon_on_a_keyboard() {
         let mine = server.user(lee).data("{ me { coupons { id status event { id } } } }", json!({})).await;
         assert_eq!(mine["me"]["coupons"], json!([{ "id": coupon["id"], "status": "AVAILABLE", "event": { "id": ten.to_string() } }]));
 
-        let placed = server.user(lee).data(PLACE, json!({ "items": items(keyboard, 1), "coupon": coupon["id"] })).await["placeOrder"].clone();
+        let placed = server.user(lee).data(PLACE, json!({ "items": items(&[(keyboard, 1)]), "coupon": coupon["id"] })).await["placeOrder"].clone();
         assert_eq!(placed["userErrors"], json!([]));
         let order = &placed["order"];
         assert_eq!((order["subtotal"].as_i64(), order["discount"].as_i64(), order["total"].as_i64()), (Some(45_000), Some(4_500), Some(40_500)));
@@ -109,7 +79,7 @@ async fn scenario_2_ten_percent_coupon_on_a_keyboard() {
         assert_eq!(used["me"]["coupons"][0]["orderId"], order["id"]);
 
         // a used coupon cannot pay again
-        let again = server.user(lee).data(PLACE, json!({ "items": items(keyboard, 1), "coupon": coupon["id"] })).await["placeOrder"].clone();
+        let again = server.user(lee).data(PLACE, json!({ "items": items(&[(keyboard, 1)]), "coupon": coupon["id"] })).await["placeOrder"].clone();
         assert_eq!(code(&again), "COUPON_NOT_USABLE");
         assert_eq!(server.balance(lee).await, 59_500);
     })
@@ -119,12 +89,16 @@ async fn scenario_2_ten_percent_coupon_on_a_keyboard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_5_exhausted_event_offers_the_five_percent_one() {
     on_every_backend(|server| async move {
-        let lee = server.create_user("이영희").await;
+        let (lee, [monitor]) = server
+            .shop("이영희", 200_000, [("모니터", "모니터", 120_000, 5)])
+            .await;
         let early = server.create_user("early bird").await;
-        let monitor = server.create_product("모니터", "모니터", 120_000, 5).await;
-        let twenty = event(&server, "선착순 20% 할인", "PERCENT", 20, 1, json!({})).await;
-        let five = event(&server, "5% 할인", "PERCENT", 5, 100, json!({})).await;
-        server.charge(lee, 200_000).await;
+        let twenty = server
+            .coupon_event("선착순 20% 할인", "PERCENT", 20, 1, json!({}))
+            .await;
+        let five = server
+            .coupon_event("5% 할인", "PERCENT", 5, 100, json!({}))
+            .await;
         assert_eq!(issue(&server, early, twenty).await["userErrors"], json!([]));
 
         let late = issue(&server, lee, twenty).await;
@@ -158,7 +132,7 @@ async fn scenario_5_exhausted_event_offers_the_five_percent_one() {
             .user(lee)
             .data(
                 PLACE,
-                json!({ "items": items(monitor, 1), "coupon": coupon }),
+                json!({ "items": items(&[(monitor, 1)]), "coupon": coupon }),
             )
             .await["placeOrder"]
             .clone();
@@ -177,7 +151,7 @@ async fn scenario_5_exhausted_event_offers_the_five_percent_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_users_race_for_the_last_coupon() {
     on_every_backend(|server| async move {
-        let last = event(&server, "마지막 한 장", "FIXED", 5_000, 1, json!({})).await;
+        let last = server.coupon_event("마지막 한 장", "FIXED", 5_000, 1, json!({})).await;
         let shoppers = users(&server, 1_000).await;
         let started = Instant::now();
         let answers = join_all(shoppers.iter().map(|user| {
@@ -208,7 +182,9 @@ async fn a_thousand_users_race_for_the_last_coupon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_users_for_a_hundred_coupons_and_one_user_racing_himself() {
     on_every_backend(|server| async move {
-        let hundred = event(&server, "백 장", "PERCENT", 10, 100, json!({})).await;
+        let hundred = server
+            .coupon_event("백 장", "PERCENT", 10, 100, json!({}))
+            .await;
         let shoppers = users(&server, 1_000).await;
         let answers = join_all(shoppers.iter().map(|user| issue(&server, *user, hundred))).await;
         let winners: Vec<i64> = answers
@@ -232,7 +208,9 @@ async fn a_thousand_users_for_a_hundred_coupons_and_one_user_racing_himself() {
             assert_eq!(mine["me"]["coupons"].as_array().unwrap().len(), 1);
         }
 
-        let plenty = event(&server, "넉넉한 이벤트", "PERCENT", 5, 1_000, json!({})).await;
+        let plenty = server
+            .coupon_event("넉넉한 이벤트", "PERCENT", 5, 1_000, json!({}))
+            .await;
         let eager = shoppers[0];
         let answers = join_all((0..50).map(|_| issue(&server, eager, plenty))).await;
         let issued = answers
@@ -257,16 +235,18 @@ async fn batches_from_two_gates_issue_exactly_the_total() {
         let mut settings = server.settings.clone();
         settings.redis_key_prefix = format!("{}other-gate:", settings.redis_key_prefix);
         let other = TestServer::start(server.backend, settings).await;
-        let hundred = event(&server, "두 관문", "PERCENT", 10, 100, json!({})).await;
-        let later = event(
-            &server,
-            "아직",
-            "PERCENT",
-            10,
-            100,
-            json!({ "startsAt": (Utc::now() + chrono::Duration::days(1)).to_rfc3339() }),
-        )
-        .await;
+        let hundred = server
+            .coupon_event("두 관문", "PERCENT", 10, 100, json!({}))
+            .await;
+        let later = server
+            .coupon_event(
+                "아직",
+                "PERCENT",
+                10,
+                100,
+                json!({ "startsAt": (Utc::now() + chrono::Duration::days(1)).to_rfc3339() }),
+            )
+            .await;
         let shoppers = users(&server, 300).await;
         let eager = shoppers[0];
         let requests = shoppers
@@ -321,12 +301,14 @@ async fn batches_from_two_gates_issue_exactly_the_total() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_coupon_pays_for_one_of_two_concurrent_orders() {
     on_every_backend(|server| async move {
-        let user = server.create_user("clever").await;
-        let product = server.create_product("웹캠", "카메라", 30_000, 10).await;
-        let fixed = event(&server, "5,000원 할인", "FIXED", 5_000, 10, json!({})).await;
-        server.charge(user, 100_000).await;
+        let (user, [product]) = server
+            .shop("clever", 100_000, [("웹캠", "카메라", 30_000, 10)])
+            .await;
+        let fixed = server
+            .coupon_event("5,000원 할인", "FIXED", 5_000, 10, json!({}))
+            .await;
         let coupon = issue(&server, user, fixed).await["coupon"]["id"].clone();
-        let variables = json!({ "items": items(product, 1), "coupon": coupon });
+        let variables = json!({ "items": items(&[(product, 1)]), "coupon": coupon });
         let caller = server.user(user);
         let (a, b) = tokio::join!(
             caller.data(PLACE, variables.clone()),
@@ -353,15 +335,9 @@ async fn one_coupon_pays_for_one_of_two_concurrent_orders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_gate_mid_event_neither_loses_nor_invents_coupons() {
     on_every_backend(|server| async move {
-        let event_id = event(
-            &server,
-            "중간에 Redis가 비워짐",
-            "PERCENT",
-            10,
-            100,
-            json!({}),
-        )
-        .await;
+        let event_id = server
+            .coupon_event("중간에 Redis가 비워짐", "PERCENT", 10, 100, json!({}))
+            .await;
         let shoppers = users(&server, 200).await;
         let first = join_all(
             shoppers[..60]
@@ -411,15 +387,15 @@ async fn losing_the_gate_mid_event_neither_loses_nor_invents_coupons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_coupons_and_events() {
     on_every_backend(|server| async move {
-        let user = server.create_user("picky").await;
+        let (user, [product]) = server
+            .shop("picky", 500_000, [("이어폰", "오디오", 30_000, 50)])
+            .await;
         let other = server.create_user("other").await;
-        let product = server.create_product("이어폰", "오디오", 30_000, 50).await;
-        server.charge(user, 500_000).await;
         let day = chrono::Duration::days(1);
         let now = Utc::now();
 
-        let future = event(&server, "아직", "PERCENT", 10, 10, json!({ "startsAt": (now + day).to_rfc3339() })).await;
-        let ended = event(&server, "끝남", "PERCENT", 10, 10, json!({ "startsAt": (now - day * 2).to_rfc3339(), "endsAt": (now - day).to_rfc3339() })).await;
+        let future = server.coupon_event("아직", "PERCENT", 10, 10, json!({ "startsAt": (now + day).to_rfc3339() })).await;
+        let ended = server.coupon_event("끝남", "PERCENT", 10, 10, json!({ "startsAt": (now - day * 2).to_rfc3339(), "endsAt": (now - day).to_rfc3339() })).await;
         assert_eq!(code(&issue(&server, user, future).await), "COUPON_EVENT_NOT_ACTIVE");
         assert_eq!(code(&issue(&server, user, ended).await), "COUPON_EVENT_NOT_ACTIVE");
         assert_eq!(code(&issue(&server, user, 987_654).await), "NOT_FOUND");
@@ -427,29 +403,29 @@ async fn refused_coupons_and_events() {
         assert_eq!(event_counts(&server, future).await, (10, 0, 10));
 
         // below the minimum, someone else's, expired
-        let minimum = event(&server, "5만원 이상", "FIXED", 3_000, 10, json!({ "minOrderAmount": 50_000 })).await;
+        let minimum = server.coupon_event("5만원 이상", "FIXED", 3_000, 10, json!({ "minOrderAmount": 50_000 })).await;
         let coupon = issue(&server, user, minimum).await["coupon"]["id"].clone();
-        let below = server.user(user).data(PLACE, json!({ "items": items(product, 1), "coupon": coupon })).await["placeOrder"].clone();
+        let below = server.user(user).data(PLACE, json!({ "items": items(&[(product, 1)]), "coupon": coupon })).await["placeOrder"].clone();
         assert_eq!(code(&below), "COUPON_NOT_USABLE");
         assert!(below["userErrors"][0]["message"].as_str().unwrap().contains("minimum"));
-        let theirs = server.user(other).data(PLACE, json!({ "items": items(product, 2), "coupon": coupon })).await["placeOrder"].clone();
+        let theirs = server.user(other).data(PLACE, json!({ "items": items(&[(product, 2)]), "coupon": coupon })).await["placeOrder"].clone();
         assert_eq!(code(&theirs), "COUPON_NOT_USABLE");
-        let enough = server.user(user).data(PLACE, json!({ "items": items(product, 2), "coupon": coupon })).await["placeOrder"].clone();
+        let enough = server.user(user).data(PLACE, json!({ "items": items(&[(product, 2)]), "coupon": coupon })).await["placeOrder"].clone();
         assert_eq!(enough["order"]["total"], json!(57_000));
 
-        let short = event(&server, "곧 만료", "PERCENT", 50, 10, json!({ "startsAt": (now - day).to_rfc3339(), "validUntil": (now + chrono::Duration::seconds(1)).to_rfc3339() })).await;
+        let short = server.coupon_event("곧 만료", "PERCENT", 50, 10, json!({ "startsAt": (now - day).to_rfc3339(), "validUntil": (now + chrono::Duration::seconds(1)).to_rfc3339() })).await;
         let expiring = issue(&server, user, short).await["coupon"]["id"].clone();
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        let expired = server.user(user).data(PLACE, json!({ "items": items(product, 1), "coupon": expiring })).await["placeOrder"].clone();
+        let expired = server.user(user).data(PLACE, json!({ "items": items(&[(product, 1)]), "coupon": expiring })).await["placeOrder"].clone();
         assert_eq!(code(&expired), "COUPON_NOT_USABLE");
         let listed = server.user(user).data("{ me { coupons(status: EXPIRED) { id } } }", json!({})).await;
         assert_eq!(listed["me"]["coupons"], json!([{ "id": expiring }]));
         assert_eq!(server.balance(user).await, 500_000 - 57_000, "refused orders charged nothing");
 
         // a FIXED discount never takes the total below zero
-        let big = event(&server, "10만원 할인", "FIXED", 100_000, 10, json!({})).await;
+        let big = server.coupon_event("10만원 할인", "FIXED", 100_000, 10, json!({})).await;
         let big_coupon = issue(&server, user, big).await["coupon"]["id"].clone();
-        let free = server.user(user).data(PLACE, json!({ "items": items(product, 1), "coupon": big_coupon })).await["placeOrder"].clone();
+        let free = server.user(user).data(PLACE, json!({ "items": items(&[(product, 1)]), "coupon": big_coupon })).await["placeOrder"].clone();
         assert_eq!((free["order"]["discount"].as_i64(), free["order"]["total"].as_i64()), (Some(30_000), Some(0)));
 
         // invalid events and who may create them
@@ -481,23 +457,23 @@ async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
             settings.order_expiry_sweep_ms = 100;
         },
         |server| async move {
-            let user = server.create_user("undecided").await;
-            let product = server.create_product("키보드", "키보드", 45_000, 50).await;
-            let ten = event(&server, "10%", "PERCENT", 10, 10, json!({})).await;
-            server.charge(user, 500_000).await;
+            let (user, [product]) = server
+                .shop("undecided", 500_000, [("키보드", "키보드", 45_000, 50)])
+                .await;
+            let ten = server.coupon_event("10%", "PERCENT", 10, 10, json!({})).await;
             let coupon = issue(&server, user, ten).await["coupon"]["id"].clone();
             let status = || async {
                 server.user(user).data("{ me { coupons { status } } }", json!({})).await["me"]["coupons"][0]["status"].clone()
             };
 
-            let pending = server.user(user).data(CREATE, json!({ "items": items(product, 1), "coupon": coupon })).await["createOrder"]["order"].clone();
+            let pending = server.user(user).data(CREATE, json!({ "items": items(&[(product, 1)]), "coupon": coupon })).await["createOrder"]["order"].clone();
             assert_eq!(pending["discount"], json!(4_500));
             assert_eq!(status().await, json!("RESERVED"));
             let cancel = "mutation($id: ID!) { cancelOrder(input: {orderId: $id}) { order { status } userErrors { code } } }";
             server.user(user).data(cancel, json!({ "id": pending["id"] })).await;
             assert_eq!(status().await, json!("AVAILABLE"), "cancel releases the coupon");
 
-            server.user(user).data(CREATE, json!({ "items": items(product, 1), "coupon": coupon })).await;
+            server.user(user).data(CREATE, json!({ "items": items(&[(product, 1)]), "coupon": coupon })).await;
             assert_eq!(status().await, json!("RESERVED"));
             let deadline = Instant::now() + Duration::from_secs(10);
             while status().await != json!("AVAILABLE") {
@@ -505,7 +481,7 @@ async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
 
-            let paid = server.user(user).data(PLACE, json!({ "items": items(product, 1), "coupon": coupon })).await["placeOrder"]["order"].clone();
+            let paid = server.user(user).data(PLACE, json!({ "items": items(&[(product, 1)]), "coupon": coupon })).await["placeOrder"]["order"].clone();
             assert_eq!(status().await, json!("USED"));
             let refunded = server.user(user).data(cancel, json!({ "id": paid["id"] })).await;
             assert_eq!(refunded["cancelOrder"]["order"]["status"], json!("REFUNDED"));

@@ -12,42 +12,27 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess, TestServer,
-    backends, id_of,
+    assert_invariants, id_of, items, server_backend, stock, units_in_orders,
 };
-use crate::orders::assert_invariants;
 use crate::ws_client::{initialised, receive, send};
 
 const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status } userErrors { code } } }";
 const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) { coupon { id } userErrors { code } } }";
 
 fn one(product: i64) -> Value {
-    json!({ "items": [{ "productId": product.to_string(), "quantity": 1 }] })
-}
-
-/// The first backend with a database server (PostgreSQL preferred), with Redis when it has one.
-async fn server_backend() -> Option<&'static crate::harness::Backend> {
-    backends().await.iter().find(|b| b.name != "sqlite")
+    json!({ "items": items(&[(product, 1)]) })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
     let postgres = PrivatePostgres::start().await;
-    let admin = sea_orm::Database::connect(postgres.url("postgres"))
-        .await
-        .expect("private PostgreSQL");
-    sea_orm::ConnectionTrait::execute_unprepared(&admin, "CREATE DATABASE faults")
-        .await
-        .expect("database");
-    admin.close().await.ok();
-    let mut settings = Settings::for_database(postgres.url("faults"));
+    let mut settings = Settings::for_database(postgres.create_database("faults").await);
     settings.db_acquire_timeout_ms = 1_000;
     settings.request_timeout_secs = 5;
     let server = TestServer::start("private-postgres", settings).await;
-    let user = server.create_user("steady").await;
-    let product = server
-        .create_product("이어폰", "오디오", 1_000, 10_000)
+    let (user, [product]) = server
+        .shop("steady", 5_000_000, [("이어폰", "오디오", 1_000, 10_000)])
         .await;
-    server.charge(user, 5_000_000).await;
 
     let mut completed = vec![];
     for _ in 0..20 {
@@ -81,7 +66,7 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
         Some(&10),
         "clean, retryable errors: {outage_codes:?}"
     );
-    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), 503, "not ready without the database");
 
     postgres.resume().await;
@@ -98,20 +83,10 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     // nothing half-written: exactly the orders the client saw complete, and consistent money
-    let count = server
-        .user(user)
-        .data(
-            "{ me { orders(status: COMPLETED) { totalCount } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        count["me"]["orders"]["totalCount"].as_u64(),
-        Some(completed.len() as u64)
-    );
+    assert_eq!(server.completed_orders(user).await, completed.len() as u64);
     assert_invariants(
         &server,
         &HashMap::from([(product, 10_000)]),
@@ -124,25 +99,14 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailable() {
     let postgres = std::sync::Arc::new(PrivatePostgres::start().await);
-    let admin = sea_orm::Database::connect(postgres.url("postgres"))
-        .await
-        .expect("private PostgreSQL");
-    sea_orm::ConnectionTrait::execute_unprepared(&admin, "CREATE DATABASE restarts")
-        .await
-        .expect("database");
-    admin.close().await.ok();
-    let mut settings = Settings::for_database(postgres.url("restarts"));
+    let mut settings = Settings::for_database(postgres.create_database("restarts").await);
     settings.db_acquire_timeout_ms = 1_000;
     settings.request_timeout_secs = 5;
     settings.rate_limit_user_per_sec = 0;
     let server = TestServer::start("private-postgres", settings).await;
     let product = server.create_product("마우스", "입력", 1_000, 10_000).await;
-    let mut users = vec![];
-    for i in 0..8 {
-        let user = server.create_user(&format!("buyer {i}")).await;
-        server.charge(user, 1_000_000).await;
-        users.push(user);
-    }
+    let charged = server.customers("buyer", [1_000_000; 8]).await;
+    let users: Vec<i64> = charged.iter().map(|&(user, _)| user).collect();
     // eight shoppers order one unit at a time, 60 orders each, while PostgreSQL restarts
     let began = Instant::now();
     let shoppers = users.iter().map(|&user| {
@@ -215,20 +179,12 @@ async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailab
     // a commit cut by the restart may have landed after all: nothing more than that
     let mut stored = 0;
     for &user in &users {
-        let count = server
-            .user(user)
-            .data(
-                "{ me { orders(status: COMPLETED) { totalCount } } }",
-                json!({}),
-            )
-            .await;
-        stored += count["me"]["orders"]["totalCount"].as_u64().unwrap() as usize;
+        stored += server.completed_orders(user).await as usize;
     }
     assert!(
         (confirmed..=confirmed + unavailable).contains(&stored),
         "{stored} orders stored, {confirmed} confirmed, {unavailable} unavailable"
     );
-    let charged: Vec<(i64, i64)> = users.iter().map(|&u| (u, 1_000_000)).collect();
     assert_invariants(&server, &HashMap::from([(product, 10_000)]), &charged).await;
     server.stop();
 }
@@ -236,31 +192,20 @@ async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailab
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction_behind() {
     let postgres = PrivatePostgres::start().await;
-    let admin = sea_orm::Database::connect(postgres.url("postgres"))
-        .await
-        .expect("private PostgreSQL");
-    sea_orm::ConnectionTrait::execute_unprepared(&admin, "CREATE DATABASE impatient")
-        .await
-        .expect("database");
-    admin.close().await.ok();
-    let mut settings = Settings::for_database(postgres.url("impatient"));
+    let mut settings = Settings::for_database(postgres.create_database("impatient").await);
     settings.rate_limit_user_per_sec = 0;
     settings.db_max_connections = 4;
     let server = TestServer::start("private-postgres", settings).await;
-    let mut products = HashMap::new();
-    for i in 0..5 {
-        let product = server
-            .create_product(&format!("상품 {i}"), "잡화", 1_000 + i * 500, 10_000)
-            .await;
-        products.insert(product, 10_000);
-    }
-    let product_ids: Vec<i64> = products.keys().copied().collect();
-    let mut users = vec![];
-    for i in 0..10 {
-        let user = server.create_user(&format!("성급한 {i}")).await;
-        server.charge(user, 1_000_000).await;
-        users.push(user);
-    }
+    let shelf = server
+        .stocked("상품", "잡화", (0..5).map(|i| (1_000 + i * 500, 10_000)))
+        .await;
+    let (products, product_ids) = (shelf.initial, shelf.ids);
+    let users: Vec<i64> = server
+        .customers("성급한", [1_000_000; 10])
+        .await
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect();
     // clients that give up after 1 to 150 ms, in waves of 100 requests
     const CHARGE: &str = "mutation($k: String) { chargeBalance(input: {amount: 1000, idempotencyKey: $k}) { balance } }";
     const CREATE: &str = "mutation($items: [OrderItemInput!]!) { createOrder(input: {items: $items}) { order { id } } }";
@@ -312,13 +257,13 @@ async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction
         );
         assert!(balance >= 0);
         for status in ["COMPLETED", "PENDING"] {
-            for (product, units) in crate::orders::units_in_orders(&server, user, status).await {
+            for (product, units) in units_in_orders(&server, user, status).await {
                 *sold.entry(product).or_default() += units;
             }
         }
     }
     for (product, initial) in &products {
-        let now = crate::orders::stock(&server, *product).await;
+        let now = stock(&server, *product).await;
         assert_eq!(
             now + sold.get(product).copied().unwrap_or(0),
             *initial,
@@ -351,20 +296,14 @@ async fn redis_dying_mid_event_keeps_issuance_exact_and_rankings_served() {
     settings.ranking_refresh_ms = 100;
     let server = TestServer::start(backend.name, settings).await;
     let event = server
-        .admin()
-        .data(
-            "mutation { createCouponEvent(input: {name: \"장애 중 쿠폰\", discountType: PERCENT, discountValue: 10, totalQuantity: 150}) { couponEvent { id } } }",
-            json!({}),
-        )
-        .await["createCouponEvent"]["couponEvent"]["id"]
-        .clone();
+        .coupon_event("장애 중 쿠폰", "PERCENT", 10, 150, json!({}))
+        .await;
     let mut users = vec![];
     for i in 0..300 {
         users.push(server.create_user(&format!("u{i}")).await);
     }
     let issue = |user: i64| {
         let server = &server;
-        let event = event.clone();
         async move { server.user(user).post(ISSUE, json!({ "id": event })).await }
     };
     let before = join_all(users[..100].iter().map(|u| issue(*u))).await;
@@ -375,15 +314,7 @@ async fn redis_dying_mid_event_keeps_issuance_exact_and_rankings_served() {
         .post("{ topSellers { entries { rank } } }", json!({}))
         .await;
     assert!(top.get("errors").is_none(), "rankings without Redis: {top}");
-    let ready: Value = server
-        .http
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = server.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], json!("degraded"));
     redis.resume().await;
     let after = join_all(users[200..].iter().map(|u| issue(*u))).await;
@@ -434,12 +365,7 @@ async fn a_server_killed_mid_burst_loses_nothing_it_confirmed() {
     let product = server
         .create_product("모니터", "모니터", 1_000, 100_000)
         .await;
-    let mut users = vec![];
-    for i in 0..50 {
-        let user = server.create_user(&format!("u{i}")).await;
-        server.charge(user, 1_000_000).await;
-        users.push((user, 1_000_000));
-    }
+    let users = server.customers("u", [1_000_000; 50]).await;
     let answered = std::sync::atomic::AtomicUsize::new(0);
     let burst = join_all((0..400).map(|i| {
         let (server, answered) = (&server, &answered);
@@ -509,14 +435,7 @@ async fn a_server_killed_mid_burst_loses_nothing_it_confirmed() {
     let completed: u64 = {
         let mut total = 0;
         for (user, _) in &users {
-            let count = server
-                .user(*user)
-                .data(
-                    "{ me { orders(status: COMPLETED) { totalCount } } }",
-                    json!({}),
-                )
-                .await;
-            total += count["me"]["orders"]["totalCount"].as_u64().unwrap();
+            total += server.completed_orders(*user).await;
         }
         total
     };
@@ -549,17 +468,8 @@ async fn two_server_processes_share_one_database_and_redis() {
     let (b_process, b) = ServerProcess::start(backend.name, &settings).await;
 
     let product = a.create_product("웹캠", "카메라", 1_000, 500).await;
-    let event = a
-        .admin()
-        .data("mutation { createCouponEvent(input: {name: \"둘이서\", discountType: FIXED, discountValue: 100, totalQuantity: 40}) { couponEvent { id } } }", json!({}))
-        .await["createCouponEvent"]["couponEvent"]["id"]
-        .clone();
-    let mut users = vec![];
-    for i in 0..80 {
-        let user = a.create_user(&format!("u{i}")).await;
-        a.charge(user, 100_000).await;
-        users.push((user, 100_000));
-    }
+    let event = a.coupon_event("둘이서", "FIXED", 100, 40, json!({})).await;
+    let users = a.customers("u", [100_000; 80]).await;
     let mut subscriber = initialised(&a, json!({})).await;
     send(&mut subscriber, json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { stock } }", "variables": { "ids": [product.to_string()] } } })).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -571,7 +481,7 @@ async fn two_server_processes_share_one_database_and_redis() {
     }))
     .await;
     let coupons = join_all(users.iter().enumerate().map(|(i, (user, _))| {
-        let (server, user, event) = (servers[(i + 1) % 2], *user, event.clone());
+        let (server, user, event) = (servers[(i + 1) % 2], *user, event);
         async move { server.user(user).post(ISSUE, json!({ "id": event })).await }
     }))
     .await;

@@ -664,22 +664,15 @@ async fn check(
 async fn arrange(server: &TestServer) -> World {
     let mut users = vec![];
     for name in ["퍼저 1", "퍼저 2", "퍼저 3"] {
-        let user = server.create_user(name).await;
-        server.charge(user, 1_000_000).await;
-        users.push(user);
+        users.push(server.customer(name, 1_000_000).await);
     }
     let mut products = vec![];
     for (name, stock) in [("마우스", 50), ("키보드", 1), ("모니터", 0)] {
         products.push(server.create_product(name, "입력", 10_000, stock).await);
     }
     let event = server
-        .admin()
-        .data(
-            "mutation { createCouponEvent(input: {name: \"퍼징\", discountType: PERCENT, discountValue: 10, totalQuantity: 2}) { couponEvent { id } } }",
-            json!({}),
-        )
+        .coupon_event("퍼징", "PERCENT", 10, 2, json!({}))
         .await;
-    let event = id_of(&event["createCouponEvent"]["couponEvent"]["id"]);
     let mut orders = vec![];
     for (user, mutation) in [(users[0], "createOrder"), (users[1], "placeOrder")] {
         let placed = server
@@ -746,13 +739,7 @@ async fn generated_hostile_requests_get_clean_answers_and_change_nothing_when_re
             after < started + 64 * 1024,
             "memory stays bounded: {started} KiB -> {after} KiB"
         );
-        let health = server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(health.status(), 200);
+        assert_eq!(server.get("/healthz").await.status(), 200);
         process.kill();
         database.remove().await;
     }

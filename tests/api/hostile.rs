@@ -11,8 +11,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    FreshDatabase, ServerProcess, TestServer, backends, error_code, id_of, on_every_backend,
-    on_every_backend_with,
+    FreshDatabase, ServerProcess, TestServer, error_code, id_of, on_every_backend,
+    on_every_backend_with, sqlite,
 };
 use crate::ws_client::{close_code, connect, initialised, receive, send};
 
@@ -56,12 +56,7 @@ pub fn fragment_bomb(levels: usize) -> String {
 
 /// A server of its own (a separate process on SQLite), so its memory can be read.
 async fn server_process() -> (ServerProcess, TestServer, FreshDatabase) {
-    let sqlite = backends()
-        .await
-        .iter()
-        .find(|b| b.name == "sqlite")
-        .expect("SQLite");
-    let database = FreshDatabase::create(sqlite).await;
+    let database = FreshDatabase::create(sqlite().await).await;
     let settings = Settings::for_database(database.url.clone());
     let (process, server) = ServerProcess::start("sqlite-process", &settings).await;
     (process, server, database)
@@ -148,13 +143,7 @@ async fn fragment_bombs_and_bracket_towers_are_refused_at_once_without_memory() 
         after < started + 32 * 1024,
         "memory stays bounded: {started} KiB -> {after} KiB"
     );
-    let health = server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(server.get("/healthz").await.status(), 200);
     process.kill();
     database.remove().await;
 }
@@ -376,9 +365,9 @@ async fn credentials_of_users_that_do_not_exist_are_unauthenticated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_the_databases_cannot_store_is_invalid_input_naming_the_field() {
     on_every_backend(|server| async move {
-        let user = server.create_user("널 문자").await;
-        server.charge(user, 100_000).await;
-        let product = server.create_product("마우스", "입력", 1_000, 10).await;
+        let (user, [product]) = server
+            .shop("널 문자", 100_000, [("마우스", "입력", 1_000, 10)])
+            .await;
         let as_user = [("x-user-id", user.to_string())];
         let nul = "key\u{0}1";
         let key_cases = [
@@ -457,9 +446,9 @@ async fn values_that_do_not_fit_their_type_are_bad_user_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_repeats_of_one_key_all_get_the_first_result() {
     on_every_backend(|server| async move {
-        let user = server.create_user("반복").await;
-        server.charge(user, 100_000).await;
-        let product = server.create_product("스피커", "오디오", 10_000, 5).await;
+        let (user, [product]) = server
+            .shop("반복", 100_000, [("스피커", "오디오", 10_000, 5)])
+            .await;
         let created = server.user(user).data(CREATE, json!({ "p": product.to_string() })).await;
         let order = id_of(&created["createOrder"]["order"]["id"]).to_string();
 

@@ -11,8 +11,7 @@ use crate::ws_client::{close_code, connect, initialised, receive, send};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_request_ids() {
     on_every_backend(|server| async move {
-        let user = server.create_user("measured").await;
-        server.charge(user, 10_000).await;
+        let user = server.customer("measured", 10_000).await;
         let response = server
             .http
             .post(server.url("/graphql"))
@@ -25,12 +24,7 @@ async fn metrics_and_request_ids() {
             .await
             .unwrap();
         assert_eq!(response.headers()["x-request-id"], "trace-me-42");
-        let generated = server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap();
+        let generated = server.get("/healthz").await;
         assert!(
             generated
                 .headers()
@@ -41,15 +35,7 @@ async fn metrics_and_request_ids() {
         let mutation = "mutation { chargeBalance(input: {amount: 0}) { userErrors { code } } }";
         server.user(user).post(mutation, json!({})).await;
 
-        let text = server
-            .http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.get("/metrics").await.text().await.unwrap();
         for expected in [
             "graphql_requests_total{operation=\"Balance\",outcome=\"ok\"}",
             "graphql_request_duration_seconds_bucket{operation=\"Balance\",outcome=\"ok\"",

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, on_every_backend, on_every_backend_with};
+use crate::harness::{
+    TestServer, assert_invariants, id_of, items, ledger, on_every_backend, on_every_backend_with,
+    stock, units_in_orders,
+};
 
 const ORDER_FIELDS: &str =
     "id status subtotal discount total createdAt paidAt expiresAt cancelledAt
@@ -21,15 +24,6 @@ fn place_mutation(name: &str) -> String {
            userErrors {{ code message field
              ... on OutOfStockError {{ productId requested available alternatives {{ id name stock }} }}
              ... on InsufficientBalanceError {{ balance required }} }} }} }}"
-    )
-}
-
-fn items(lines: &[(i64, i64)]) -> Value {
-    Value::Array(
-        lines
-            .iter()
-            .map(|(product, quantity)| json!({ "productId": product.to_string(), "quantity": quantity }))
-            .collect(),
     )
 }
 
@@ -61,129 +55,6 @@ async fn order_action(server: &TestServer, mutation: &str, user: i64, order_id: 
         .clone()
 }
 
-pub async fn stock(server: &TestServer, product: i64) -> i64 {
-    server
-        .anonymous()
-        .data(
-            "query($id: ID!) { product(id: $id) { stock } }",
-            json!({ "id": product }),
-        )
-        .await["product"]["stock"]
-        .as_i64()
-        .unwrap()
-}
-
-/// A user's ledger: (balance, sum of entries, entry kinds newest first).
-async fn ledger(server: &TestServer, user: i64) -> (i64, i64, Vec<String>) {
-    let me = server
-        .user(user)
-        .data(
-            "{ me { balance balanceHistory(first: 100) { edges { node { kind amount } } } } }",
-            json!({}),
-        )
-        .await["me"]
-        .clone();
-    let edges = me["balanceHistory"]["edges"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    (
-        me["balance"].as_i64().unwrap(),
-        edges
-            .iter()
-            .map(|e| e["node"]["amount"].as_i64().unwrap())
-            .sum(),
-        edges
-            .iter()
-            .map(|e| e["node"]["kind"].as_str().unwrap().to_owned())
-            .collect(),
-    )
-}
-
-/// Units of each product in a user's orders of the given status.
-pub async fn units_in_orders(server: &TestServer, user: i64, status: &str) -> HashMap<i64, i64> {
-    let mut units = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let data = server
-            .user(user)
-            .data(
-                "query($after: String, $status: OrderStatus) { me { orders(first: 100, after: $after, status: $status) {
-                    pageInfo { hasNextPage endCursor } edges { node { items { quantity product { id } } } } } } }",
-                json!({ "after": after, "status": status }),
-            )
-            .await;
-        let orders = &data["me"]["orders"];
-        for edge in orders["edges"].as_array().unwrap() {
-            for item in edge["node"]["items"].as_array().unwrap() {
-                *units.entry(id_of(&item["product"]["id"])).or_default() +=
-                    item["quantity"].as_i64().unwrap();
-            }
-        }
-        if orders["pageInfo"]["hasNextPage"] != json!(true) {
-            return units;
-        }
-        after = orders["pageInfo"]["endCursor"].as_str().map(str::to_owned);
-    }
-}
-
-/// Checks the invariants after a race: stock + units sold = initial for every product; every
-/// user's ledger sums to a non-negative balance that equals charges minus completed orders.
-pub async fn assert_invariants(
-    server: &TestServer,
-    initial: &HashMap<i64, i64>,
-    users: &[(i64, i64)],
-) {
-    let mut sold: HashMap<i64, i64> = HashMap::new();
-    for (user, charged) in users {
-        let (balance, sum, _) = ledger(server, *user).await;
-        assert_eq!(
-            balance, sum,
-            "[{}] user {user}: the ledger sums to the balance",
-            server.backend
-        );
-        assert!(
-            balance >= 0,
-            "[{}] user {user}: balance {balance} is negative",
-            server.backend
-        );
-        let completed = units_in_orders(server, *user, "COMPLETED").await;
-        let totals = server
-            .user(*user)
-            .data(
-                "{ me { orders(first: 100, status: COMPLETED) { edges { node { total } } } } }",
-                json!({}),
-            )
-            .await;
-        let spent: i64 = totals["me"]["orders"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["total"].as_i64().unwrap())
-            .sum();
-        assert_eq!(
-            balance,
-            charged - spent,
-            "[{}] user {user}: balance = charged - spent",
-            server.backend
-        );
-        for (product, units) in completed {
-            *sold.entry(product).or_default() += units;
-        }
-    }
-    for (product, initial_stock) in initial {
-        let now = stock(server, *product).await;
-        let units = sold.get(product).copied().unwrap_or(0);
-        assert!(now >= 0);
-        assert_eq!(
-            now + units,
-            *initial_stock,
-            "[{}] product {product}: stock + sold = initial",
-            server.backend
-        );
-    }
-}
-
 fn codes(payload: &Value) -> Vec<String> {
     payload["userErrors"]
         .as_array()
@@ -196,9 +67,9 @@ fn codes(payload: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_1_create_then_pay() {
     on_every_backend(|server| async move {
-        let kim = server.create_user("김철수").await;
-        let mouse = server.create_product("무선 마우스", "마우스", 25_000, 50).await;
-        server.charge(kim, 50_000).await;
+        let (kim, [mouse]) = server
+            .shop("김철수", 50_000, [("무선 마우스", "마우스", 25_000, 50)])
+            .await;
 
         let created = order(&server, "createOrder", kim, &[(mouse, 1)]).await;
         assert_eq!(created["userErrors"], json!([]));
@@ -238,9 +109,9 @@ async fn scenario_1_create_then_pay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_4_insufficient_balance_then_charge_and_order() {
     on_every_backend(|server| async move {
-        let kim = server.create_user("김철수").await;
-        let monitor = server.create_product("모니터", "모니터", 120_000, 10).await;
-        server.charge(kim, 15_000).await;
+        let (kim, [monitor]) = server
+            .shop("김철수", 15_000, [("모니터", "모니터", 120_000, 10)])
+            .await;
         let refused = order(&server, "placeOrder", kim, &[(monitor, 1)]).await;
         assert_eq!(refused["order"], Value::Null);
         let error = &refused["userErrors"][0];
@@ -280,19 +151,15 @@ async fn scenario_4_insufficient_balance_then_charge_and_order() {
 async fn problem_analysis_given_when_then() {
     on_every_backend(|server| async move {
         // 1: 10,000 won, X at 3,000 with 5 in stock, order 2 -> 4,000 won, 3 left, COMPLETED
-        let a = server.create_user("A").await;
-        let x = server.create_product("X", "c", 3_000, 5).await;
-        server.charge(a, 10_000).await;
+        let (a, [x]) = server.shop("A", 10_000, [("X", "c", 3_000, 5)]).await;
         let placed = order(&server, "placeOrder", a, &[(x, 2)]).await;
         assert_eq!(placed["order"]["status"], json!("COMPLETED"));
         assert_eq!(server.balance(a).await, 4_000);
         assert_eq!(stock(&server, x).await, 3);
 
         // 2: A and B with 10,000 won each, Y at 5,000 with 1 in stock, both order at once
-        let b = server.create_user("B").await;
-        let y = server.create_product("Y", "c", 5_000, 1).await;
+        let (b, [y]) = server.shop("B", 10_000, [("Y", "c", 5_000, 1)]).await;
         server.charge(a, 6_000).await;
-        server.charge(b, 10_000).await;
         let (first, second) = tokio::join!(
             order(&server, "placeOrder", a, &[(y, 1)]),
             order(&server, "placeOrder", b, &[(y, 1)])
@@ -303,9 +170,7 @@ async fn problem_analysis_given_when_then() {
         assert_eq!(stock(&server, y).await, 0);
 
         // 3: C with 3,000 won orders Z at 5,000: refused, no order, stock unchanged
-        let c = server.create_user("C").await;
-        let z = server.create_product("Z", "c", 5_000, 7).await;
-        server.charge(c, 3_000).await;
+        let (c, [z]) = server.shop("C", 3_000, [("Z", "c", 5_000, 7)]).await;
         let refused = order(&server, "placeOrder", c, &[(z, 1)]).await;
         assert_eq!(codes(&refused), vec!["INSUFFICIENT_BALANCE"]);
         assert_eq!(stock(&server, z).await, 7);
@@ -322,20 +187,19 @@ async fn problem_analysis_given_when_then() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3_out_of_stock_reports_every_line_and_alternatives() {
     on_every_backend(|server| async move {
-        let kim = server.create_user("김철수").await;
-        let rival = server.create_user("rival").await;
-        let gaming = server
-            .create_product("게이밍 마우스", "마우스", 65_000, 1)
+        let (kim, [gaming, wireless, sold_out, keyboard]) = server
+            .shop(
+                "김철수",
+                80_000,
+                [
+                    ("게이밍 마우스", "마우스", 65_000, 1),
+                    ("무선 마우스", "마우스", 25_000, 50),
+                    ("품절 마우스", "마우스", 10_000, 0),
+                    ("키보드", "키보드", 45_000, 1),
+                ],
+            )
             .await;
-        let wireless = server
-            .create_product("무선 마우스", "마우스", 25_000, 50)
-            .await;
-        let sold_out = server
-            .create_product("품절 마우스", "마우스", 10_000, 0)
-            .await;
-        let keyboard = server.create_product("키보드", "키보드", 45_000, 1).await;
-        server.charge(kim, 80_000).await;
-        server.charge(rival, 80_000).await;
+        let rival = server.customer("rival", 80_000).await;
         assert_eq!(
             order(&server, "placeOrder", rival, &[(gaming, 1)]).await["order"]["status"],
             json!("COMPLETED")
@@ -397,12 +261,7 @@ async fn scenario_3_out_of_stock_reports_every_line_and_alternatives() {
 async fn last_unit_with_a_hundred_buyers_sells_once() {
     on_every_backend(|server| async move {
         let product = server.create_product("게이밍 마우스", "마우스", 65_000, 1).await;
-        let mut buyers = vec![];
-        for i in 0..100 {
-            let user = server.create_user(&format!("buyer {i}")).await;
-            server.charge(user, 100_000).await;
-            buyers.push((user, 100_000));
-        }
+        let buyers = server.customers("buyer", [100_000; 100]).await;
         let started = Instant::now();
         let results = join_all(buyers.iter().map(|(user, _)| order(&server, "placeOrder", *user, &[(product, 1)]))).await;
         let elapsed = started.elapsed();
@@ -422,12 +281,7 @@ async fn fifty_units_two_hundred_buyers_exactly_fifty_sell() {
         let product = server
             .create_product("무선 마우스", "마우스", 25_000, 50)
             .await;
-        let mut buyers = vec![];
-        for i in 0..200 {
-            let user = server.create_user(&format!("buyer {i}")).await;
-            server.charge(user, 30_000).await;
-            buyers.push((user, 30_000));
-        }
+        let buyers = server.customers("buyer", [30_000; 200]).await;
         let started = Instant::now();
         let results = join_all(
             buyers
@@ -458,23 +312,13 @@ async fn fifty_units_two_hundred_buyers_exactly_fifty_sell() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_random_multi_product_orders_keep_every_invariant() {
     on_every_backend(|server| async move {
-        let mut initial = HashMap::new();
-        let mut products = vec![];
-        for i in 0..10 {
-            let stock = 60 + i * 5;
-            let id = server
-                .create_product(&format!("p{i}"), "mixed", 1_000 * (i + 1), stock)
-                .await;
-            initial.insert(id, stock);
-            products.push(id);
-        }
-        let mut users = vec![];
-        for i in 0..20 {
-            let user = server.create_user(&format!("u{i}")).await;
-            let charged = 150_000 + 10_000 * i;
-            server.charge(user, charged).await;
-            users.push((user, charged));
-        }
+        let shelf = server
+            .stocked("p", "mixed", (0..10).map(|i| (1_000 * (i + 1), 60 + i * 5)))
+            .await;
+        let (initial, products) = (shelf.initial, shelf.ids);
+        let users = server
+            .customers("u", (0..20).map(|i| 150_000 + 10_000 * i))
+            .await;
         // a deterministic pseudo-random mix: 2-5 lines, products in any order, some duplicated
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = |bound: u64| {
@@ -531,11 +375,13 @@ async fn two_hundred_random_multi_product_orders_keep_every_invariant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_user_fifty_concurrent_orders_never_overdraws() {
     on_every_backend(|server| async move {
-        let user = server.create_user("spender").await;
-        let product = server
-            .create_product("이어폰", "오디오", 30_000, 1_000)
+        let (user, [product]) = server
+            .shop(
+                "spender",
+                7 * 30_000 + 20_000,
+                [("이어폰", "오디오", 30_000, 1_000)],
+            )
             .await;
-        server.charge(user, 7 * 30_000 + 20_000).await;
         let results =
             join_all((0..50).map(|_| order(&server, "placeOrder", user, &[(product, 1)]))).await;
         let completed = results
@@ -561,10 +407,16 @@ async fn one_user_fifty_concurrent_orders_never_overdraws() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_refund_paths() {
     on_every_backend(|server| async move {
-        let user = server.create_user("changes mind").await;
-        let webcam = server.create_product("웹캠", "카메라", 30_000, 10).await;
-        let earphones = server.create_product("이어폰", "오디오", 20_000, 10).await;
-        server.charge(user, 100_000).await;
+        let (user, [webcam, earphones]) = server
+            .shop(
+                "changes mind",
+                100_000,
+                [
+                    ("웹캠", "카메라", 30_000, 10),
+                    ("이어폰", "오디오", 20_000, 10),
+                ],
+            )
+            .await;
 
         let pending = order(&server, "createOrder", user, &[(webcam, 2)]).await["order"].clone();
         assert_eq!(stock(&server, webcam).await, 8);
@@ -626,9 +478,9 @@ async fn pending_orders_expire_and_release_their_stock() {
             settings.order_expiry_sweep_ms = 100;
         },
         |server| async move {
-            let user = server.create_user("forgetful").await;
-            let product = server.create_product("모니터", "모니터", 120_000, 3).await;
-            server.charge(user, 300_000).await;
+            let (user, [product]) = server
+                .shop("forgetful", 300_000, [("모니터", "모니터", 120_000, 3)])
+                .await;
             let pending =
                 order(&server, "createOrder", user, &[(product, 2)]).await["order"].clone();
             assert_eq!(stock(&server, product).await, 1);
@@ -672,9 +524,9 @@ async fn expiry_racing_payment_has_exactly_one_winner() {
             settings.order_expiry_sweep_ms = 20;
         },
         |server| async move {
-            let user = server.create_user("last second").await;
-            let product = server.create_product("이어폰", "오디오", 1_000, 100).await;
-            server.charge(user, 100_000).await;
+            let (user, [product]) = server
+                .shop("last second", 100_000, [("이어폰", "오디오", 1_000, 100)])
+                .await;
             let mut pending = vec![];
             for _ in 0..20 {
                 pending.push(
@@ -724,11 +576,10 @@ async fn expiry_racing_payment_has_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
     on_every_backend(|server| async move {
-        let user = server.create_user("sloppy").await;
-        let other = server.create_user("other").await;
-        let product = server.create_product("웹캠", "카메라", 30_000, 10).await;
-        server.charge(user, 100_000).await;
-        server.charge(other, 100_000).await;
+        let (user, [product]) = server
+            .shop("sloppy", 100_000, [("웹캠", "카메라", 30_000, 10)])
+            .await;
+        let other = server.customer("other", 100_000).await;
         let place = place_mutation("placeOrder");
         let cases = [
             (json!([]), "INVALID_INPUT", json!(["input", "items"])),
@@ -778,9 +629,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotent_orders_are_placed_once() {
     on_every_backend(|server| async move {
-        let user = server.create_user("double clicker").await;
-        let product = server.create_product("키보드", "키보드", 45_000, 100).await;
-        server.charge(user, 500_000).await;
+        let (user, [product]) = server
+            .shop(
+                "double clicker",
+                500_000,
+                [("키보드", "키보드", 45_000, 100)],
+            )
+            .await;
         let place = place_mutation("placeOrder");
         let variables = json!({ "items": items(&[(product, 1)]), "key": "order-1" });
         let caller = server.user(user);
@@ -811,13 +666,13 @@ async fn idempotent_orders_are_placed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_orders_costs_a_constant_number_of_queries() {
     on_every_backend(|server| async move {
-        let user = server.create_user("collector").await;
-        let products = [
-            server.create_product("a", "c", 100, 1_000).await,
-            server.create_product("b", "c", 200, 1_000).await,
-            server.create_product("c", "c", 300, 1_000).await,
-        ];
-        server.charge(user, 1_000_000).await;
+        let (user, products) = server
+            .shop(
+                "collector",
+                1_000_000,
+                [("a", "c", 100, 1_000), ("b", "c", 200, 1_000), ("c", "c", 300, 1_000)],
+            )
+            .await;
         let list = "query($first: Int!) { me { orders(first: $first) { edges { node { id total payment { amount } items { quantity product { id name price } } } } } } }";
         let mut cost = vec![];
         for count in [5, 20] {

@@ -9,7 +9,7 @@ use commerce::config::Settings;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{MockPlatform, TestServer, id_of, on_every_backend_with};
+use crate::harness::{MockPlatform, TestServer, id_of, items, on_every_backend_with};
 
 const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status total } userErrors { code } } }";
 const STATS: &str = "{ outboxStats { pending failed sent oldestPendingAge circuitState } }";
@@ -28,21 +28,16 @@ fn relay_to(platform: &MockPlatform) -> impl Fn(&mut Settings) + '_ {
 }
 
 async fn shop(server: &TestServer, stock: i64) -> (i64, i64) {
-    let user = server.create_user("shopper").await;
-    let product = server
-        .create_product("이어폰", "오디오", 1_000, stock)
+    let (user, [product]) = server
+        .shop("shopper", 10_000_000, [("이어폰", "오디오", 1_000, stock)])
         .await;
-    server.charge(user, 10_000_000).await;
     (user, product)
 }
 
 async fn place(server: &TestServer, user: i64, product: i64) -> Value {
     let data = server
         .user(user)
-        .data(
-            PLACE,
-            json!({ "items": [{ "productId": product.to_string(), "quantity": 1 }] }),
-        )
+        .data(PLACE, json!({ "items": items(&[(product, 1)]) }))
         .await;
     assert_eq!(data["placeOrder"]["userErrors"], json!([]), "{data}");
     data["placeOrder"]["order"].clone()

@@ -235,14 +235,8 @@ async fn depth_and_body_limits_refuse_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness() {
     on_every_backend(|server| async move {
-        let health = server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(health.status(), 200);
-        let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(server.get("/healthz").await.status(), 200);
+        let ready = server.get("/readyz").await;
         assert_eq!(ready.status(), 200);
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["database"], json!("ok"));

@@ -8,7 +8,7 @@ use entity::product_sales_daily;
 use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 
-use crate::harness::{PrivateRedis, TestServer, error_code, id_of, on_every_backend_with};
+use crate::harness::{PrivateRedis, TestServer, error_code, id_of, items, on_every_backend_with};
 use crate::ws_client::{initialised, receive, receive_within, send};
 
 const TOP: &str = "query($days: Int!, $limit: Int!) { topSellers(days: $days, limit: $limit) {
@@ -39,7 +39,7 @@ async fn buy(server: &TestServer, user: i64, product: i64, quantity: i64) -> Val
         .user(user)
         .data(
             "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status } userErrors { code message } } }",
-            json!({ "items": [{ "productId": product.to_string(), "quantity": quantity }] }),
+            json!({ "items": items(&[(product, quantity)]) }),
         )
         .await;
     assert_eq!(
@@ -115,8 +115,7 @@ async fn the_seeds_three_day_ranking_with_old_sales_and_refunds() {
         ] {
             past_sales(&server, days_ago, product, quantity, price).await;
         }
-        let buyer = server.create_user("buyer").await;
-        server.charge(buyer, 10_000_000).await;
+        let buyer = server.customer("buyer", 10_000_000).await;
         for (product, quantity) in [
             (gaming, 10),
             (earphones, 10),
@@ -195,8 +194,7 @@ async fn subscribers_get_one_update_per_change_of_the_order() {
         let b = server.create_product("B", "c", 1_000, 1_000).await;
         let c = server.create_product("C", "c", 1_000, 1_000).await;
         let d = server.create_product("D", "c", 1_000, 1_000).await;
-        let buyer = server.create_user("buyer").await;
-        server.charge(buyer, 1_000_000).await;
+        let buyer = server.customer("buyer", 1_000_000).await;
         buy(&server, buyer, a, 30).await;
         buy(&server, buyer, b, 20).await;
         buy(&server, buyer, c, 10).await;
@@ -254,8 +252,7 @@ async fn two_instances_share_rankings_and_stock_through_redis() {
         }
         let second = TestServer::start(server.backend, server.settings.clone()).await;
         let product = server.create_product("웹캠", "카메라", 30_000, 100).await;
-        let buyer = server.create_user("buyer").await;
-        server.charge(buyer, 1_000_000).await;
+        let buyer = server.customer("buyer", 1_000_000).await;
 
         let mut on_a = initialised(&server, json!({})).await;
         send(&mut on_a, json!({ "id": "rank", "type": "subscribe", "payload": { "query": "subscription { rankingChanged(limit: 3) { topSellers { entries { product { id } quantity } } changes { movement } } }" } })).await;
@@ -307,8 +304,7 @@ async fn top_sellers_survive_redis_going_away_and_use_it_again() {
             async move {
                 let mut redis = redis_cell.lock().await;
                 let product = server.create_product("이어폰", "오디오", 30_000, 100).await;
-                let buyer = server.create_user("buyer").await;
-                server.charge(buyer, 1_000_000).await;
+                let buyer = server.customer("buyer", 1_000_000).await;
                 buy(&server, buyer, product, 2).await;
                 top_until(&server, 3, 5, |top| {
                     top["entries"][0]["quantity"] == json!(2)
@@ -333,7 +329,7 @@ async fn top_sellers_survive_redis_going_away_and_use_it_again() {
                     top["entries"][0]["quantity"] == json!(5)
                 })
                 .await;
-                let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+                let ready = server.get("/readyz").await;
                 assert_eq!(ready.status(), 200, "the service still works without Redis");
                 let ready: Value = ready.json().await.unwrap();
                 assert_eq!(

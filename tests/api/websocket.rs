@@ -105,8 +105,7 @@ async fn missing_connection_init_times_out_with_4408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_init_payload_authenticates_the_socket() {
     on_every_backend(|server| async move {
-        let user = server.create_user("socket user").await;
-        server.charge(user, 1_234).await;
+        let user = server.customer("socket user", 1_234).await;
         let mut socket = initialised(&server, json!({ "x-user-id": user.to_string() })).await;
         send(&mut socket, json!({ "id": "me", "type": "subscribe", "payload": { "query": "{ me { name balance } }" } })).await;
         let next = receive(&mut socket).await;

@@ -22,6 +22,8 @@ use sea_orm::{ConnectionTrait, DbErr};
 use serde::{Deserialize, Serialize};
 
 mod decide;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use super::announce::Aftermath;

@@ -1,0 +1,67 @@
+//! The test harness: real backends, a real server per test, and a small GraphQL client.
+//!
+//! A test is usually `on_every_backend(|server| async move { ... })`: it runs once per backend
+//! the run has (SQLite always; PostgreSQL + Redis and MySQL when their URLs are set, see
+//! [`backends`]), each time on a fresh database with a server started in-process on port 0,
+//! spoken to over real HTTP and WebSocket. Inside, a test arranges what it needs through the API
+//! (`fixtures`: `server.shop(..)`, `server.customers(..)`), acts as someone (`client`:
+//! `server.user(id).data(query, variables)`), and checks what the API then shows
+//! (`invariants` after races). Tests that break things (a database restart, a killed server, a
+//! Redis outage) start their own servers of them (`processes`), never the shared ones.
+//!
+//! - `backends`: which databases and Redis the run has; a fresh database per test.
+//! - `server`: the in-process server ([`TestServer`]).
+//! - `client`: callers, GraphQL requests and reading their answers.
+//! - `fixtures`: the setups tests repeat.
+//! - `invariants`: stock, ledger and the checks after a race.
+//! - `processes`: private Redis/PostgreSQL servers, the server binary, the mock data platform,
+//!   and the one guard that stops each.
+
+mod backends;
+mod client;
+mod fixtures;
+mod invariants;
+mod processes;
+mod server;
+
+use std::future::Future;
+
+use commerce::config::Settings;
+
+pub use backends::{FreshDatabase, backends, server_backend, sqlite};
+pub use client::{error_code, id_of, items};
+pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
+pub use processes::{MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess};
+pub use server::TestServer;
+
+/// Runs `test` once per available backend, each time against a fresh database and server.
+pub async fn on_every_backend<F, Fut>(test: F)
+where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_every_backend_with(|_| {}, test).await
+}
+
+/// Like [`on_every_backend`], with settings adjusted before the server starts.
+pub async fn on_every_backend_with<S, F, Fut>(adjust: S, test: F)
+where
+    S: Fn(&mut Settings),
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends().await {
+        let database = FreshDatabase::create(backend).await;
+        let mut settings = Settings::for_database(database.url.clone());
+        settings.redis_url = backend.redis_url.clone();
+        // tests share one Redis: each server keeps to its own keys
+        settings.redis_key_prefix = format!("{}:", database.name);
+        adjust(&mut settings);
+        let server = TestServer::start(backend.name, settings).await;
+        let stop = server.stopper();
+        eprintln!("[{}] running", backend.name);
+        test(server).await;
+        stop.cancel();
+        database.remove().await;
+    }
+}

@@ -1,0 +1,475 @@
+//! What a test starts besides its server and must not leave behind: a Redis server or a
+//! PostgreSQL server of its own (that it may stop and start again), the `commerce` binary as a
+//! separate process (that it may SIGKILL), and the mock data platform. Each holds a
+//! [`ProcessGuard`], the one thing that stops them, whatever way the test ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use commerce::config::Settings;
+use serde_json::Value;
+
+use super::server::TestServer;
+
+/// Something a test started that must not outlive it, stopped once: by [`ProcessGuard::stop`],
+/// or when dropped (also when the test panics).
+#[derive(Default)]
+pub struct ProcessGuard {
+    running: Option<Running>,
+}
+
+enum Running {
+    /// A child process: killed (SIGKILL) and reaped.
+    Child(Child),
+    /// A task of this process: aborted.
+    Task(tokio::task::AbortHandle),
+    /// A daemon this process does not parent (`pg_ctl` starts PostgreSQL): its stop command.
+    Daemon(Box<dyn FnOnce() + Send + Sync>),
+}
+
+impl ProcessGuard {
+    pub fn child(child: Child) -> Self {
+        Self {
+            running: Some(Running::Child(child)),
+        }
+    }
+
+    pub fn task<T>(task: tokio::task::JoinHandle<T>) -> Self {
+        Self {
+            running: Some(Running::Task(task.abort_handle())),
+        }
+    }
+
+    pub fn daemon(stop: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            running: Some(Running::Daemon(Box::new(stop))),
+        }
+    }
+
+    /// The child's process id (`None` for anything else, or once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Some(Running::Child(child)) => Some(child.id()),
+            _ => None,
+        }
+    }
+
+    /// True until stopped (for a child: until it exits).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.running {
+            None => false,
+            Some(Running::Child(child)) => matches!(child.try_wait(), Ok(None)),
+            Some(Running::Task(task)) => !task.is_finished(),
+            Some(Running::Daemon(_)) => true,
+        }
+    }
+
+    /// Stops it at once, like a crash: nothing is flushed. Stopping twice does nothing.
+    pub fn stop(&mut self) {
+        match self.running.take() {
+            None => {}
+            Some(Running::Child(mut child)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Some(Running::Task(task)) => task.abort(),
+            Some(Running::Daemon(stop)) => stop(),
+        }
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nobody listens on right now.
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a spare port")
+}
+
+/// A Redis server of the test's own, on a spare port, that the test may stop and start again
+/// (never the shared one other tests use). Killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    process: ProcessGuard,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let mut redis = Self {
+            port: spare_port(),
+            process: ProcessGuard::default(),
+        };
+        redis.resume().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub async fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.process = ProcessGuard::child(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the private redis-server did not start on port {}",
+            self.port
+        );
+    }
+
+    /// Kills it (like a crash: nothing is kept).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
+/// The mock data platform (`commerce data-platform`), run in-process on a spare port; stopped
+/// when dropped.
+pub struct MockPlatform {
+    pub base: String,
+    http: reqwest::Client,
+    _task: ProcessGuard,
+}
+
+impl MockPlatform {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a spare port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(commerce::data_platform::serve(listener));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _task: ProcessGuard::task(task),
+        }
+    }
+
+    /// The URL the server delivers to.
+    pub fn events_url(&self) -> String {
+        format!("{}/events", self.base)
+    }
+
+    /// Changes how the mock answers (see `commerce::data_platform`).
+    pub async fn control(&self, behaviour: Value) {
+        let response = self
+            .http
+            .post(format!("{}/control", self.base))
+            .json(&behaviour)
+            .send()
+            .await
+            .expect("the mock answers");
+        assert!(response.status().is_success());
+    }
+
+    /// `{ events, calls, duplicates, overlaps }`.
+    pub async fn received(&self) -> Value {
+        self.http
+            .get(self.events_url())
+            .send()
+            .await
+            .expect("the mock answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Waits until the mock holds `count` unique events; returns what it received.
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let received = self.received().await;
+            let have = received["events"].as_array().map_or(0, Vec::len);
+            if have >= count {
+                return received;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the platform got {have} of {count} events: {}",
+                received["calls"]
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The `commerce` binary running as a separate process (killed when dropped), so a test can
+/// SIGKILL it or run two of them.
+pub struct ServerProcess {
+    process: ProcessGuard,
+    pub base: String,
+    env: Vec<(String, String)>,
+}
+
+impl ServerProcess {
+    /// Starts `commerce serve` with `settings` (the fields tests set) on a spare port, and
+    /// returns it with a [`TestServer`] that talks to it.
+    pub async fn start(backend: &'static str, settings: &Settings) -> (Self, TestServer) {
+        let port = spare_port();
+        let mut env = vec![
+            ("DATABASE_URL", settings.database_url().to_owned()),
+            ("BIND", format!("127.0.0.1:{port}")),
+            ("REDIS_KEY_PREFIX", settings.redis_key_prefix.clone()),
+            (
+                "RANKING_REFRESH_MS",
+                settings.ranking_refresh_ms.to_string(),
+            ),
+            (
+                "OUTBOX_RETRY_BASE_MS",
+                settings.outbox_retry_base_ms.to_string(),
+            ),
+            (
+                "OUTBOX_RETRY_MAX_MS",
+                settings.outbox_retry_max_ms.to_string(),
+            ),
+            ("OUTBOX_POLL_MS", settings.outbox_poll_ms.to_string()),
+            (
+                "RATE_LIMIT_USER_PER_SEC",
+                settings.rate_limit_user_per_sec.to_string(),
+            ),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        if let Some(url) = &settings.redis_url {
+            env.push(("REDIS_URL", url.clone()));
+        }
+        if let Some(url) = &settings.data_platform_url {
+            env.push(("DATA_PLATFORM_URL", url.clone()));
+        }
+        let mut process = Self {
+            process: ProcessGuard::default(),
+            base: format!("http://127.0.0.1:{port}"),
+            env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        };
+        process.resume().await;
+        let server = TestServer::attach(backend, settings.clone(), &process.base).await;
+        (process, server)
+    }
+
+    /// Starts the process (again) and waits until it answers `/healthz`.
+    pub async fn resume(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_commerce"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the commerce binary starts");
+        self.process = ProcessGuard::child(child);
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server process did not come up at {}", self.base);
+    }
+
+    /// The process's resident memory, in KiB (from `/proc`).
+    pub fn resident_kib(&self) -> u64 {
+        let pid = self.process.pid().expect("the process runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    pub fn kill(&mut self) {
+        self.process.stop();
+    }
+}
+
+/// A PostgreSQL server of the test's own (initdb on a spare port), that the test may stop and
+/// start again; stopped and removed when dropped.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: PathBuf,
+    pg_ctl: PathBuf,
+    _server: ProcessGuard,
+}
+
+impl PrivatePostgres {
+    pub async fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed under /usr/lib/postgresql")
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("initdb");
+        let port = spare_port();
+        let dir = std::env::temp_dir().join(format!("commerce-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres", text(&dir)])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "chown {dir:?} failed");
+        }
+        let initdb = bin.join("initdb");
+        let data = dir.join("data");
+        let command = [
+            text(&initdb),
+            "-D",
+            text(&data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ];
+        assert!(as_postgres(&command, false), "{command:?} failed");
+        let pg_ctl = bin.join("pg_ctl");
+        let server = ProcessGuard::daemon({
+            let (pg_ctl, dir) = (pg_ctl.clone(), dir.clone());
+            move || {
+                // stopped by the test already, or not: either way nothing is left behind
+                pg_ctl_as_postgres(&pg_ctl, &dir, &["-m", "immediate", "stop"], true);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        });
+        let postgres = Self {
+            port,
+            dir,
+            pg_ctl,
+            _server: server,
+        };
+        postgres.resume().await;
+        postgres
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates a database on it; returns its URL.
+    pub async fn create_database(&self, name: &str) -> String {
+        let admin = sea_orm::Database::connect(self.url("postgres"))
+            .await
+            .expect("private PostgreSQL");
+        sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("CREATE DATABASE {name}"))
+            .await
+            .expect("database");
+        admin.close().await.ok();
+        self.url(name)
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// Starts (again) and waits until it answers.
+    pub async fn resume(&self) {
+        self.start_now();
+    }
+
+    fn start_now(&self) {
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.pg_ctl(&["-l", text(&log), "-o", &options, "-w", "start"]);
+    }
+
+    /// Stops as an operator's restart does (`-m fast`): sessions are terminated (57P01) and
+    /// their transactions rolled back; then starts again. `pg_ctl` blocks: the runtime's other
+    /// tasks move to other threads meanwhile (multi-thread runtimes only).
+    pub async fn restart(&self) {
+        tokio::task::block_in_place(|| {
+            self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+            self.start_now();
+        });
+    }
+
+    /// Stops at once, like a crash (`-m immediate`).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        assert!(
+            pg_ctl_as_postgres(&self.pg_ctl, &self.dir, args, false),
+            "pg_ctl {args:?} failed"
+        );
+    }
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// `pg_ctl -D DIR/data ARGS` as the `postgres` user when we are root; true when it succeeded.
+fn pg_ctl_as_postgres(pg_ctl: &Path, dir: &Path, args: &[&str], quiet: bool) -> bool {
+    let data = dir.join("data");
+    let mut command = vec![text(pg_ctl), "-D", text(&data)];
+    command.extend_from_slice(args);
+    as_postgres(&command, quiet)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a command as the `postgres` user when we are root (initdb refuses root), its output
+/// discarded (`quiet`: its errors too); true when it succeeded.
+fn as_postgres(command: &[&str], quiet: bool) -> bool {
+    let mut process = if is_root() {
+        let mut runuser = Command::new("runuser");
+        runuser.args(["-u", "postgres", "--"]).args(command);
+        runuser
+    } else {
+        let mut direct = Command::new(command[0]);
+        direct.args(&command[1..]);
+        direct
+    };
+    process.stdout(Stdio::null());
+    if quiet {
+        process.stderr(Stdio::null());
+    }
+    process.status().is_ok_and(|s| s.success())
+}
