@@ -419,23 +419,33 @@ fn the_module_graph_has_no_cycle() {
         graph.len()
     );
     let top = top_level(&graph);
-    println!("top-level modules and what they use:");
-    for (from, to) in &top {
+    print_graph(
+        "top-level modules (a domain's graphql module counted with it)",
+        &top,
+    );
+    for component in cycles(&top) {
+        let names: Vec<String> = component.iter().map(name).collect();
+        println!("  (top level only: {})", names.join(", "));
+    }
+    assert_acyclic("modules", &graph);
+}
+
+fn print_graph(title: &str, graph: &BTreeMap<Module, BTreeSet<Module>>) {
+    println!("{title} and what they use:");
+    for (from, to) in graph {
         let to: Vec<String> = to.iter().map(name).collect();
         println!("  {} -> {}", name(from), to.join(", "));
     }
-    for component in cycles(&top) {
-        let names: Vec<String> = component.iter().map(name).collect();
-        println!("top-level cycle of {}: {}", names.len(), names.join(", "));
-    }
-    let found = cycles(&graph);
-    let report: Vec<String> = found
+}
+
+fn assert_acyclic(what: &str, graph: &BTreeMap<Module, BTreeSet<Module>>) {
+    let report: Vec<String> = cycles(graph)
         .iter()
         .map(|c| c.iter().map(name).collect::<Vec<_>>().join(" <-> "))
         .collect();
     assert!(
-        found.is_empty(),
-        "modules in a cycle:\n{}",
+        report.is_empty(),
+        "{what} in a cycle:\n{}",
         report.join("\n")
     );
 }
@@ -465,21 +475,8 @@ fn use_case_graph(
 fn domains_use_each_other_one_way() {
     let graph = module_graph();
     let domains = top_level(&use_case_graph(&graph));
-    println!("domains (use cases only) and what they use:");
-    for (from, to) in &domains {
-        let to: Vec<String> = to.iter().map(name).collect();
-        println!("  {} -> {}", name(from), to.join(", "));
-    }
-    let found = cycles(&domains);
-    let report: Vec<String> = found
-        .iter()
-        .map(|c| c.iter().map(name).collect::<Vec<_>>().join(" <-> "))
-        .collect();
-    assert!(
-        found.is_empty(),
-        "domains in a cycle:\n{}",
-        report.join("\n")
-    );
+    print_graph("domains (their use cases only)", &domains);
+    assert_acyclic("domains", &domains);
 }
 
 #[test]
