@@ -20,7 +20,8 @@ use chrono::Utc;
 use entity::outbox_event;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    Statement,
 };
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,7 @@ use super::breaker::{BreakerState, CircuitBreaker};
 use super::status;
 use crate::config::Settings;
 use crate::infra::db::Database;
+use crate::infra::transact::Attempt;
 
 /// How the relay talks to the platform, from the settings.
 #[derive(Clone, Debug)]
@@ -179,7 +181,16 @@ impl Relay {
     /// Claims up to `limit` due events whose order has no earlier undelivered event, and leases
     /// them to this relay.
     async fn claim(&self, limit: u64) -> Result<Vec<outbox_event::Model>, DbErr> {
-        let txn = self.db.begin_write().await?;
+        self.db
+            .transact(|txn| async move { self.claim_in(&txn, limit).await })
+            .await
+    }
+
+    async fn claim_in(
+        &self,
+        txn: &DatabaseTransaction,
+        limit: u64,
+    ) -> Attempt<Vec<outbox_event::Model>, DbErr> {
         let backend = txn.get_database_backend();
         let (now, lock) = match backend {
             DbBackend::Postgres => ("$1", " FOR UPDATE SKIP LOCKED"),
@@ -197,7 +208,7 @@ impl Relay {
                 sql,
                 [Utc::now().into()],
             ))
-            .all(&*txn)
+            .all(txn)
             .await?;
         if !events.is_empty() {
             // the relay sends its claimed events one after another, each within `timeout`: the
@@ -206,10 +217,9 @@ impl Relay {
             outbox_event::Entity::update_many()
                 .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(lease))
                 .filter(outbox_event::Column::Id.is_in(events.iter().map(|e| e.id)))
-                .exec(&*txn)
+                .exec(txn)
                 .await?;
         }
-        txn.commit().await?;
         Ok(events)
     }
 
