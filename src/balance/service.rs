@@ -3,7 +3,8 @@
 //! and the idempotency record when a key was sent.
 
 use chrono::Utc;
-use entity::{balance, balance_ledger};
+use entity::balance;
+use entity::balance_ledger::{self, LedgerKind};
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -14,24 +15,6 @@ use crate::error::InvalidInput;
 use crate::infra::db::{AttemptError, Database};
 use crate::infra::idempotency::{IdempotentRequest, Lookup};
 use crate::infra::paging::{Page, PageRequest};
-
-/// What moved a balance, as stored in the ledger's `kind`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LedgerKind {
-    Charge,
-    Payment,
-    Refund,
-}
-
-impl LedgerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LedgerKind::Charge => "CHARGE",
-            LedgerKind::Payment => "PAYMENT",
-            LedgerKind::Refund => "REFUND",
-        }
-    }
-}
 
 /// Limits on charges, from the settings.
 #[derive(Copy, Clone, Debug)]

@@ -7,7 +7,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 
-use super::service::{CouponError, FIXED, NewCouponEvent, PERCENT, visible_status};
+use super::service::{CouponError, NewCouponEvent, visible_status};
 use crate::error::{AppError, InvalidInput, Payload, UserError};
 use crate::graphql::scalars::Won;
 use crate::graphql::{parse_id, viewer};
@@ -30,13 +30,31 @@ pub enum CouponStatus {
     Expired,
 }
 
-impl CouponStatus {
-    fn parse(value: &str) -> Self {
-        match value {
-            "RESERVED" => CouponStatus::Reserved,
-            "USED" => CouponStatus::Used,
-            "EXPIRED" => CouponStatus::Expired,
-            _ => CouponStatus::Available,
+impl From<coupon_event::DiscountType> for DiscountType {
+    fn from(kind: coupon_event::DiscountType) -> Self {
+        match kind {
+            coupon_event::DiscountType::Percent => DiscountType::Percent,
+            coupon_event::DiscountType::Fixed => DiscountType::Fixed,
+        }
+    }
+}
+
+impl From<DiscountType> for coupon_event::DiscountType {
+    fn from(kind: DiscountType) -> Self {
+        match kind {
+            DiscountType::Percent => coupon_event::DiscountType::Percent,
+            DiscountType::Fixed => coupon_event::DiscountType::Fixed,
+        }
+    }
+}
+
+impl From<user_coupon::CouponStatus> for CouponStatus {
+    fn from(status: user_coupon::CouponStatus) -> Self {
+        match status {
+            user_coupon::CouponStatus::Available => CouponStatus::Available,
+            user_coupon::CouponStatus::Reserved => CouponStatus::Reserved,
+            user_coupon::CouponStatus::Used => CouponStatus::Used,
+            user_coupon::CouponStatus::Expired => CouponStatus::Expired,
         }
     }
 }
@@ -70,11 +88,7 @@ impl From<coupon_event::Model> for CouponEvent {
         Self {
             id: ID(row.id.to_string()),
             name: row.name,
-            discount_type: if row.discount_type == PERCENT {
-                DiscountType::Percent
-            } else {
-                DiscountType::Fixed
-            },
+            discount_type: row.discount_type.into(),
             discount_value: Won(row.discount_value),
             total_quantity: i32::try_from(row.total_quantity).unwrap_or(i32::MAX),
             issued_quantity: i32::try_from(row.issued_quantity).unwrap_or(i32::MAX),
@@ -111,7 +125,7 @@ impl Coupon {
         let event = CouponEvent::from(event);
         Self {
             id: ID(row.id.to_string()),
-            status: CouponStatus::parse(visible_status(&row, Utc::now())),
+            status: visible_status(&row, Utc::now()).into(),
             discount_type: event.discount_type,
             discount_value: event.discount_value,
             issued_at: row.issued_at,
@@ -299,10 +313,7 @@ impl CouponMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = NewCouponEvent {
             name: input.name,
-            discount_type: match input.discount_type {
-                DiscountType::Percent => PERCENT,
-                DiscountType::Fixed => FIXED,
-            },
+            discount_type: input.discount_type.into(),
             discount_value: input.discount_value.0,
             total_quantity: i64::from(input.total_quantity),
             starts_at: input.starts_at,

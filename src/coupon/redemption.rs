@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{coupon_event, user_coupon};
+use entity::coupon_event::{self, DiscountType};
+use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::service::{PERCENT, status};
 use crate::infra::locking::lock_ascending;
 
 /// A locked coupon and the event that issued it.
@@ -63,13 +63,16 @@ pub fn discount(
     let Some(Redeemable { coupon, event }) = coupon.filter(|r| r.coupon.user_id == user_id) else {
         return Err(NotUsable("no such coupon among yours".into()));
     };
-    match coupon.status.as_str() {
-        status::AVAILABLE if coupon.expires_at <= now => {
+    match coupon.status {
+        CouponStatus::Available if coupon.expires_at <= now => {
             return Err(NotUsable("the coupon has expired".into()));
         }
-        status::AVAILABLE => {}
-        status::RESERVED => return Err(NotUsable("the coupon is held by a pending order".into())),
-        _ => return Err(NotUsable("the coupon was already used".into())),
+        CouponStatus::Available => {}
+        CouponStatus::Reserved => {
+            return Err(NotUsable("the coupon is held by a pending order".into()));
+        }
+        CouponStatus::Used => return Err(NotUsable("the coupon was already used".into())),
+        CouponStatus::Expired => return Err(NotUsable("the coupon has expired".into())),
     }
     if subtotal < event.min_order_amount {
         return Err(NotUsable(format!(
@@ -77,10 +80,9 @@ pub fn discount(
             event.min_order_amount
         )));
     }
-    Ok(if event.discount_type == PERCENT {
-        subtotal * event.discount_value / 100
-    } else {
-        std::cmp::min(event.discount_value, subtotal)
+    Ok(match event.discount_type {
+        DiscountType::Percent => subtotal * event.discount_value / 100,
+        DiscountType::Fixed => std::cmp::min(event.discount_value, subtotal),
     })
 }
 
@@ -93,11 +95,11 @@ pub enum Hold {
 }
 
 impl Hold {
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> CouponStatus {
         match self {
-            Hold::Reserved { .. } => status::RESERVED,
-            Hold::Used { .. } => status::USED,
-            Hold::Released => status::AVAILABLE,
+            Hold::Reserved { .. } => CouponStatus::Reserved,
+            Hold::Used { .. } => CouponStatus::Used,
+            Hold::Released => CouponStatus::Available,
         }
     }
 }
@@ -145,14 +147,14 @@ pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(
 mod tests {
     use super::*;
 
-    fn redeemable(status: &str, kind: &str, value: i64, min: i64) -> Redeemable {
+    fn redeemable(status: CouponStatus, kind: DiscountType, value: i64, min: i64) -> Redeemable {
         let now = Utc::now();
         Redeemable {
             coupon: user_coupon::Model {
                 id: 1,
                 event_id: 7,
                 user_id: 42,
-                status: status.into(),
+                status,
                 issued_at: now,
                 expires_at: now + chrono::Duration::days(1),
                 order_id: None,
@@ -161,7 +163,7 @@ mod tests {
             event: coupon_event::Model {
                 id: 7,
                 name: "event".into(),
-                discount_type: kind.into(),
+                discount_type: kind,
                 discount_value: value,
                 total_quantity: 10,
                 issued_quantity: 1,
@@ -178,9 +180,9 @@ mod tests {
     #[test]
     fn percent_rounds_down_and_fixed_never_exceeds_the_subtotal() {
         let now = Utc::now();
-        let ten_percent = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let ten_percent = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 0);
         assert_eq!(discount(Some(&ten_percent), 42, 45_999, now), Ok(4_599));
-        let five_thousand = redeemable(status::AVAILABLE, "FIXED", 5_000, 0);
+        let five_thousand = redeemable(CouponStatus::Available, DiscountType::Fixed, 5_000, 0);
         assert_eq!(discount(Some(&five_thousand), 42, 3_000, now), Ok(3_000));
         assert_eq!(discount(Some(&five_thousand), 42, 30_000, now), Ok(5_000));
     }
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn a_coupon_serves_only_its_owner_once_above_its_minimum_before_it_expires() {
         let now = Utc::now();
-        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 30_000);
+        let fresh = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 30_000);
         assert!(
             discount(Some(&fresh), 43, 50_000, now).is_err(),
             "someone else's"
@@ -202,9 +204,9 @@ mod tests {
             discount(Some(&fresh), 42, 50_000, now + chrono::Duration::days(2)).is_err(),
             "expired"
         );
-        let held = redeemable(status::RESERVED, PERCENT, 10, 0);
+        let held = redeemable(CouponStatus::Reserved, DiscountType::Percent, 10, 0);
         assert!(discount(Some(&held), 42, 50_000, now).is_err());
-        let used = redeemable(status::USED, PERCENT, 10, 0);
+        let used = redeemable(CouponStatus::Used, DiscountType::Percent, 10, 0);
         assert!(discount(Some(&used), 42, 50_000, now).is_err());
     }
 }

@@ -2,10 +2,12 @@
 //! order (validating, discounting, reserving, using, releasing) inside the order's transaction.
 
 use chrono::{DateTime, Utc};
-use entity::{coupon_event, user_coupon};
+use entity::coupon_event::{self, DiscountType};
+use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
@@ -13,17 +15,6 @@ use super::issuing::{IssueWriter, Request};
 use crate::error::InvalidInput;
 use crate::infra::db::Database;
 use crate::text::required_text;
-
-pub const PERCENT: &str = "PERCENT";
-pub const FIXED: &str = "FIXED";
-
-/// Coupon statuses as stored (EXPIRED is derived when reading an AVAILABLE coupon past expiry).
-pub mod status {
-    pub const AVAILABLE: &str = "AVAILABLE";
-    pub const RESERVED: &str = "RESERVED";
-    pub const USED: &str = "USED";
-    pub const EXPIRED: &str = "EXPIRED";
-}
 
 /// Default validity of an issued coupon when the event sets none.
 pub(super) const DEFAULT_VALID_DAYS: i32 = 30;
@@ -61,7 +52,7 @@ pub enum CouponError {
 #[derive(Clone, Debug)]
 pub struct NewCouponEvent {
     pub name: String,
-    pub discount_type: &'static str,
+    pub discount_type: DiscountType,
     pub discount_value: i64,
     pub total_quantity: i64,
     pub starts_at: Option<DateTime<Utc>>,
@@ -83,10 +74,9 @@ impl CouponService {
         new: NewCouponEvent,
     ) -> Result<coupon_event::Model, CouponError> {
         let name = required_text("name", &new.name, 200)?;
-        let value_range = if new.discount_type == PERCENT {
-            1..=100
-        } else {
-            1..=1_000_000_000
+        let value_range = match new.discount_type {
+            DiscountType::Percent => 1..=100,
+            DiscountType::Fixed => 1..=1_000_000_000,
         };
         if !value_range.contains(&new.discount_value) {
             return Err(InvalidInput::new(
@@ -95,7 +85,7 @@ impl CouponService {
                     "must be between {} and {} for {}",
                     value_range.start(),
                     value_range.end(),
-                    new.discount_type
+                    new.discount_type.to_value()
                 ),
             )
             .into());
@@ -138,7 +128,7 @@ impl CouponService {
         };
         Ok(coupon_event::ActiveModel {
             name: Set(name),
-            discount_type: Set(new.discount_type.to_owned()),
+            discount_type: Set(new.discount_type),
             discount_value: Set(new.discount_value),
             total_quantity: Set(new.total_quantity),
             issued_quantity: Set(0),
@@ -268,10 +258,10 @@ impl CouponService {
 }
 
 /// The status a client sees: AVAILABLE past its expiry reads as EXPIRED.
-pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> &str {
-    if coupon.status == status::AVAILABLE && coupon.expires_at <= now {
-        status::EXPIRED
+pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> CouponStatus {
+    if coupon.status == CouponStatus::Available && coupon.expires_at <= now {
+        CouponStatus::Expired
     } else {
-        coupon.status.as_str()
+        coupon.status
     }
 }

@@ -107,7 +107,7 @@ impl User {
         let state = ctx.data_unchecked::<AppState>();
         let page = state
             .ordering
-            .list_for_user(self.id, status.map(OrderStatus::as_str), request)
+            .list_for_user(self.id, status.map(Into::into), request)
             .await
             .map_err(AppError::from)?;
         Ok(connection(page, request.after.is_some(), |row| {

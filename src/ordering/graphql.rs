@@ -30,24 +30,26 @@ pub enum OrderStatus {
     Refunded,
 }
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Completed => "COMPLETED",
-            OrderStatus::Cancelled => "CANCELLED",
-            OrderStatus::Expired => "EXPIRED",
-            OrderStatus::Refunded => "REFUNDED",
+impl From<order::OrderStatus> for OrderStatus {
+    fn from(status: order::OrderStatus) -> Self {
+        match status {
+            order::OrderStatus::Pending => OrderStatus::Pending,
+            order::OrderStatus::Completed => OrderStatus::Completed,
+            order::OrderStatus::Cancelled => OrderStatus::Cancelled,
+            order::OrderStatus::Expired => OrderStatus::Expired,
+            order::OrderStatus::Refunded => OrderStatus::Refunded,
         }
     }
+}
 
-    fn parse(value: &str) -> OrderStatus {
-        match value {
-            "COMPLETED" => OrderStatus::Completed,
-            "CANCELLED" => OrderStatus::Cancelled,
-            "EXPIRED" => OrderStatus::Expired,
-            "REFUNDED" => OrderStatus::Refunded,
-            _ => OrderStatus::Pending,
+impl From<OrderStatus> for order::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Pending => order::OrderStatus::Pending,
+            OrderStatus::Completed => order::OrderStatus::Completed,
+            OrderStatus::Cancelled => order::OrderStatus::Cancelled,
+            OrderStatus::Expired => order::OrderStatus::Expired,
+            OrderStatus::Refunded => order::OrderStatus::Refunded,
         }
     }
 }
@@ -79,7 +81,7 @@ impl From<order::Model> for Order {
         Self {
             order_id: row.id,
             id: ID(row.id.to_string()),
-            status: OrderStatus::parse(&row.status),
+            status: row.status.into(),
             subtotal: Won(row.subtotal),
             discount: Won(row.discount),
             total: Won(row.total),
@@ -161,6 +163,15 @@ pub enum PaymentStatus {
     Refunded,
 }
 
+impl From<payment::PaymentStatus> for PaymentStatus {
+    fn from(status: payment::PaymentStatus) -> Self {
+        match status {
+            payment::PaymentStatus::Success => PaymentStatus::Success,
+            payment::PaymentStatus::Refunded => PaymentStatus::Refunded,
+        }
+    }
+}
+
 /// The payment of an order from the balance.
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(name = "Payment")]
@@ -177,11 +188,7 @@ impl From<payment::Model> for PaymentInfo {
         Self {
             id: ID(row.id.to_string()),
             amount: Won(row.amount),
-            status: if row.status == "REFUNDED" {
-                PaymentStatus::Refunded
-            } else {
-                PaymentStatus::Success
-            },
+            status: row.status.into(),
             paid_at: row.paid_at,
             refunded_at: row.refunded_at,
         }

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use entity::{order, order_item, payment};
+use entity::balance_ledger::LedgerKind;
+use entity::order::{self, OrderStatus};
+use entity::payment::PaymentStatus;
+use entity::{order_item, payment};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
@@ -14,9 +17,8 @@ use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
 use super::placing::OrderReceipt;
 use super::rows;
-use super::service::{OrderError, OrderSettings, status};
+use super::service::{OrderError, OrderSettings};
 use crate::balance::accounts::{self, Movement};
-use crate::balance::service::LedgerKind;
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
 use crate::infra::db::{AttemptError, WriteTxn};
@@ -71,10 +73,10 @@ pub async fn cancel(
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = match order.status.as_str() {
-        status::PENDING => release(&*txn, &order, &items, status::CANCELLED, now).await?,
-        status::COMPLETED => refund(&*txn, &order, &items, now, settings).await?,
-        _ => {
+    let aftermath = match order.status {
+        OrderStatus::Pending => release(&*txn, &order, &items, OrderStatus::Cancelled, now).await?,
+        OrderStatus::Completed => refund(&*txn, &order, &items, now, settings).await?,
+        OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Refunded => {
             txn.rollback().await?;
             return Ok(Err(OrderError::InvalidState {
                 action: "cancel",
@@ -83,7 +85,7 @@ pub async fn cancel(
         }
     };
     let order = rows::load_one(&*txn, order_id).await?;
-    if order.status == status::REFUNDED {
+    if order.status == OrderStatus::Refunded {
         let lines: Vec<PricedLine> = items.iter().map(PricedLine::from).collect();
         let names = rows::product_names(&*txn, lines.iter().map(|l| l.product_id)).await?;
         outbox::enqueue(
@@ -107,7 +109,7 @@ pub async fn expire(txn: WriteTxn, order_id: i64) -> Result<Option<Changed>, Att
     let order = rows::lock(&*txn, &[order_id])
         .await?
         .remove(&order_id)
-        .filter(|o| o.status == status::PENDING && o.expires_at.is_some_and(|at| at <= now));
+        .filter(|o| o.status == OrderStatus::Pending && o.expires_at.is_some_and(|at| at <= now));
     let Some(order) = order else {
         txn.rollback().await?;
         return Ok(None);
@@ -116,7 +118,7 @@ pub async fn expire(txn: WriteTxn, order_id: i64) -> Result<Option<Changed>, Att
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = release(&*txn, &order, &items, status::EXPIRED, now).await?;
+    let aftermath = release(&*txn, &order, &items, OrderStatus::Expired, now).await?;
     let order = rows::load_one(&*txn, order_id).await?;
     txn.commit().await?;
     Ok(Some(Changed { order, aftermath }))
@@ -128,7 +130,7 @@ async fn release(
     conn: &impl ConnectionTrait,
     order: &order::Model,
     items: &[order_item::Model],
-    new_status: &str,
+    new_status: OrderStatus,
     now: DateTime<Utc>,
 ) -> Result<Aftermath, DbErr> {
     let products = stock::lock(conn, items.iter().map(|i| i.product_id)).await?;
@@ -156,7 +158,7 @@ async fn refund(
     now: DateTime<Utc>,
     settings: &OrderSettings,
 ) -> Result<Aftermath, DbErr> {
-    let mut aftermath = release(conn, order, items, status::REFUNDED, now).await?;
+    let mut aftermath = release(conn, order, items, OrderStatus::Refunded, now).await?;
     let balance = accounts::lock(conn, [order.user_id])
         .await?
         .get(&order.user_id)
@@ -171,7 +173,10 @@ async fn refund(
     };
     accounts::apply(conn, &[credit], now).await?;
     payment::Entity::update_many()
-        .col_expr(payment::Column::Status, Expr::value("REFUNDED"))
+        .col_expr(
+            payment::Column::Status,
+            Expr::value(PaymentStatus::Refunded),
+        )
         .col_expr(payment::Column::RefundedAt, Expr::value(now))
         .filter(payment::Column::OrderId.eq(order.id))
         .exec(conn)

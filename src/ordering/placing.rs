@@ -14,7 +14,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use entity::{idempotency_key, order, order_item, payment};
+use entity::balance_ledger::LedgerKind;
+use entity::order::{self, OrderStatus};
+use entity::payment::PaymentStatus;
+use entity::user_coupon::CouponStatus;
+use entity::{idempotency_key, order_item, payment};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 
@@ -22,12 +26,10 @@ use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
 use super::request::OrderRequest;
 use super::rows;
-use super::service::{LineProblem, OrderError, OrderSettings, Payment, status};
+use super::service::{LineProblem, OrderError, OrderSettings, Payment};
 use crate::balance::accounts::{self, Movement};
-use crate::balance::service::LedgerKind;
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold, Redeemable};
-use crate::coupon::service::status as coupon_status;
 use crate::infra::db::AttemptError;
 use crate::infra::idempotency::{self, IdempotentRequest, Lookup};
 use crate::outbox::{self, NewEvent};
@@ -393,10 +395,9 @@ fn place(
         .and_then(|id| working.coupons.get_mut(&id))
     {
         coupon.coupon.status = match payment {
-            Payment::Now => coupon_status::USED,
-            Payment::Later => coupon_status::RESERVED,
-        }
-        .to_owned();
+            Payment::Now => CouponStatus::Used,
+            Payment::Later => CouponStatus::Reserved,
+        };
     }
     if payment == Payment::Now {
         debit(working, effects, index, user_id, total, None);
@@ -425,7 +426,7 @@ fn pay(
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
     let order = working.orders[&order_id].clone();
-    if order.status != status::PENDING {
+    if order.status != OrderStatus::Pending {
         return Err(OrderError::InvalidState {
             action: "pay",
             status: order.status,
@@ -440,14 +441,14 @@ fn pay(
         if let Some(coupon_id) = order.user_coupon_id {
             effects.released.push(coupon_id);
             if let Some(coupon) = working.coupons.get_mut(&coupon_id) {
-                coupon.coupon.status = coupon_status::AVAILABLE.to_owned();
+                coupon.coupon.status = CouponStatus::Available;
             }
         }
         effects.expired.push(order_id);
-        set_status(working, order_id, status::EXPIRED);
+        set_status(working, order_id, OrderStatus::Expired);
         return Err(OrderError::InvalidState {
             action: "pay",
-            status: status::EXPIRED.to_owned(),
+            status: OrderStatus::Expired,
         });
     }
     let balance = *working
@@ -464,7 +465,7 @@ fn pay(
         .user_coupon_id
         .and_then(|id| working.coupons.get_mut(&id))
     {
-        coupon.coupon.status = coupon_status::USED.to_owned();
+        coupon.coupon.status = CouponStatus::Used;
     }
     debit(
         working,
@@ -475,13 +476,13 @@ fn pay(
         Some(order_id),
     );
     effects.paid.push(order_id);
-    set_status(working, order_id, status::COMPLETED);
+    set_status(working, order_id, OrderStatus::Completed);
     Ok(Answer::Order(order_id))
 }
 
-fn set_status(working: &mut Working, order_id: i64, new_status: &str) {
+fn set_status(working: &mut Working, order_id: i64, new_status: OrderStatus) {
     if let Some(order) = working.orders.get_mut(&order_id) {
-        order.status = new_status.to_owned();
+        order.status = new_status;
     }
 }
 
@@ -548,8 +549,8 @@ async fn write(
             .exec_without_returning(conn)
             .await?;
     }
-    rows::set_status(conn, &effects.paid, status::COMPLETED, now).await?;
-    rows::set_status(conn, &effects.expired, status::EXPIRED, now).await?;
+    rows::set_status(conn, &effects.paid, OrderStatus::Completed, now).await?;
+    rows::set_status(conn, &effects.expired, OrderStatus::Expired, now).await?;
     stock::change(conn, &effects.stock, now).await?;
 
     let mut holds: Vec<(i64, Hold)> = effects
@@ -605,12 +606,12 @@ async fn insert_orders(
         .iter()
         .map(|(_, new)| {
             let (initial_status, expires_at, paid_at) = match new.payment {
-                Payment::Now => (status::COMPLETED, None, Some(now)),
-                Payment::Later => (status::PENDING, Some(now + settings.pending_ttl), None),
+                Payment::Now => (OrderStatus::Completed, None, Some(now)),
+                Payment::Later => (OrderStatus::Pending, Some(now + settings.pending_ttl), None),
             };
             order::ActiveModel {
                 user_id: Set(new.user_id),
-                status: Set(initial_status.to_owned()),
+                status: Set(initial_status),
                 subtotal: Set(new.subtotal),
                 discount: Set(new.discount),
                 total: Set(new.total),
@@ -675,7 +676,7 @@ async fn record_payments(
             order_id: Set(order.id),
             user_id: Set(order.user_id),
             amount: Set(order.total),
-            status: Set("SUCCESS".to_owned()),
+            status: Set(PaymentStatus::Success),
             paid_at: Set(now),
             refunded_at: Set(None),
             ..Default::default()

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use entity::order;
+use entity::order::{self, OrderStatus};
 use sea_orm::DbErr;
 use serde::Serialize;
 
@@ -23,15 +23,6 @@ use crate::error::InvalidInput;
 use crate::infra::batching::BatchSettings;
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;
-
-/// Order statuses as stored.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const COMPLETED: &str = "COMPLETED";
-    pub const CANCELLED: &str = "CANCELLED";
-    pub const EXPIRED: &str = "EXPIRED";
-    pub const REFUNDED: &str = "REFUNDED";
-}
 
 #[derive(Copy, Clone, Debug)]
 pub struct OrderSettings {
@@ -75,7 +66,7 @@ pub enum OrderError {
     #[error("cannot {action} an order that is {status}")]
     InvalidState {
         action: &'static str,
-        status: String,
+        status: OrderStatus,
     },
     #[error("coupon not usable: {0}")]
     CouponNotUsable(String),

@@ -1,13 +1,15 @@
 //! Coupons: the seeds' scenarios 2 and 5, the 1,000-way races, one coupon per user, a coupon
-//! never used twice, Redis losing its keys mid-event, and every refusal.
+//! never used twice, Redis losing its keys mid-event, every refusal, and stored values no status
+//! names.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, on_every_backend, on_every_backend_with};
+use crate::harness::{TestServer, error_code, id_of, on_every_backend, on_every_backend_with};
 
 const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) {
   coupon { id status discountType discountValue expiresAt event { id name remaining } }
@@ -513,5 +515,83 @@ async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
             assert_eq!(server.balance(user).await, 500_000);
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_the_server_never_writes_is_an_error_not_a_guess() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("curious").await;
+        let product = server.create_product("키보드", "키보드", 10_000, 10).await;
+        server.charge(user, 100_000).await;
+        let ten = event(&server, "10%", "PERCENT", 10, 10, json!({})).await;
+        let coupon = issue(&server, user, ten).await["coupon"]["id"].clone();
+        let order = server
+            .user(user)
+            .data(
+                PLACE,
+                json!({ "items": items(product, 1), "coupon": coupon }),
+            )
+            .await["placeOrder"]["order"]["id"]
+            .clone();
+        let (order_id, coupon_id) = (id_of(&order), id_of(&coupon));
+
+        // each read works, then fails cleanly once a value no status names is stored
+        let reads = [
+            (
+                "payments",
+                "status = 'PARTIAL'",
+                format!("order_id = {order_id}"),
+                "query($id: ID!) { order(id: $id) { payment { status } } }",
+            ),
+            (
+                "orders",
+                "status = 'SHIPPED'",
+                format!("id = {order_id}"),
+                "query($id: ID!) { order(id: $id) { id status } }",
+            ),
+            (
+                "user_coupons",
+                "status = 'LOST'",
+                format!("id = {coupon_id}"),
+                "{ me { coupons { id status } } }",
+            ),
+            (
+                "coupon_events",
+                "discount_type = 'BOGO'",
+                format!("id = {ten}"),
+                "{ couponEvents(activeOnly: false) { id discountType } }",
+            ),
+            (
+                "balance_ledger",
+                "kind = 'GIFT'",
+                format!("user_id = {user}"),
+                "{ me { balanceHistory { edges { node { kind } } } } }",
+            ),
+        ];
+        for (table, set, filter, query) in reads {
+            let before = server.user(user).post(query, json!({ "id": order })).await;
+            assert!(before.get("errors").is_none(), "{query}: {before}");
+            let corrupt = format!("UPDATE {table} SET {set} WHERE {filter}");
+            server
+                .database()
+                .conn()
+                .execute_unprepared(&corrupt)
+                .await
+                .unwrap();
+            let after = server.user(user).post(query, json!({ "id": order })).await;
+            assert_eq!(
+                error_code(&after),
+                "INTERNAL_SERVER_ERROR",
+                "[{}] {corrupt}: {after}",
+                server.backend
+            );
+            let value = set.split('\'').nth(1).unwrap();
+            assert!(
+                !after.to_string().contains(value),
+                "no detail leaks: {after}"
+            );
+        }
+    })
     .await;
 }
