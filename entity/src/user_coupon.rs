@@ -34,6 +34,19 @@ pub enum CouponStatus {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::coupon_event::Entity",
+        from = "Column::EventId",
+        to = "super::coupon_event::Column::Id"
+    )]
+    Event,
+}
+
+impl Related<super::coupon_event::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Event.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,8 +1,6 @@
 //! GraphQL surface of coupons: `couponEvents`, `couponEvent`, `issueCoupon`, admin
 //! `createCouponEvent`, and the `Coupon` / `CouponEvent` types.
 
-use std::collections::HashMap;
-
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
@@ -144,16 +142,9 @@ pub async fn coupons_of(
     status: Option<CouponStatus>,
 ) -> Result<Vec<Coupon>, AppError> {
     let coupons = state.coupons.coupons_of(user_id).await?;
-    let mut events: HashMap<i64, coupon_event::Model> = HashMap::new();
-    for event in state.coupons.events(false).await? {
-        events.insert(event.id, event);
-    }
     Ok(coupons
         .into_iter()
-        .filter_map(|c| {
-            let event = events.get(&c.event_id)?.clone();
-            Some(Coupon::new(c, event))
-        })
+        .map(|(coupon, event)| Coupon::new(coupon, event))
         .filter(|c| status.is_none_or(|s| c.status == s))
         .collect())
 }

@@ -7,7 +7,7 @@ use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Select, Set,
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
@@ -47,6 +47,9 @@ pub enum CouponError {
     #[error(transparent)]
     Db(#[from] DbErr),
 }
+
+/// A coupon and the event that issued it.
+pub type CouponOfEvent = (user_coupon::Model, coupon_event::Model);
 
 /// A coupon event as an admin creates it.
 #[derive(Clone, Debug)]
@@ -170,14 +173,29 @@ impl CouponService {
         query.limit(500).all(self.db.conn()).await
     }
 
-    /// A user's coupons, newest first.
-    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<user_coupon::Model>, DbErr> {
-        user_coupon::Entity::find()
-            .filter(user_coupon::Column::UserId.eq(user_id))
-            .order_by_desc(user_coupon::Column::Id)
-            .limit(500)
+    /// A user's coupons with their events, newest first.
+    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<CouponOfEvent>, DbErr> {
+        self.with_events(
+            user_coupon::Entity::find()
+                .filter(user_coupon::Column::UserId.eq(user_id))
+                .order_by_desc(user_coupon::Column::Id)
+                .limit(500),
+        )
+        .await
+    }
+
+    /// The coupons `query` selects, each joined with its event in the database.
+    async fn with_events(
+        &self,
+        query: Select<user_coupon::Entity>,
+    ) -> Result<Vec<CouponOfEvent>, DbErr> {
+        Ok(query
+            .find_also_related(coupon_event::Entity)
             .all(self.db.conn())
-            .await
+            .await?
+            .into_iter()
+            .filter_map(|(coupon, event)| Some((coupon, event?)))
+            .collect())
     }
 
     pub async fn coupon(&self, id: i64) -> Result<Option<user_coupon::Model>, DbErr> {

@@ -1,12 +1,13 @@
 //! Coupons: the seeds' scenarios 2 and 5, the 1,000-way races, one coupon per user, a coupon
-//! never used twice, Redis losing its keys mid-event, every refusal, and stored values no status
-//! names.
+//! never used twice, Redis losing its keys mid-event, every refusal, coupons of any event in
+//! `me`, and stored values no status names.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use entity::coupon_event::{self, DiscountType};
 use futures_util::future::join_all;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
 use crate::harness::{TestServer, error_code, id_of, on_every_backend, on_every_backend_with};
@@ -515,6 +516,48 @@ async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
             assert_eq!(server.balance(user).await, 500_000);
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_of_the_501st_event_is_listed() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("late collector").await;
+        // 500 past events first, stored directly: the API would take long to make them
+        let now = Utc::now();
+        let day = chrono::Duration::days(1);
+        let past = (0..500).map(|i| coupon_event::ActiveModel {
+            name: Set(format!("past event {i}")),
+            discount_type: Set(DiscountType::Fixed),
+            discount_value: Set(1_000),
+            total_quantity: Set(10),
+            issued_quantity: Set(0),
+            starts_at: Set(now - day * 2),
+            ends_at: Set(Some(now - day)),
+            valid_days: Set(Some(30)),
+            valid_until: Set(None),
+            min_order_amount: Set(0),
+            created_at: Set(now - day * 2),
+            ..Default::default()
+        });
+        coupon_event::Entity::insert_many(past)
+            .exec_without_returning(server.database().conn())
+            .await
+            .unwrap();
+        let latest = event(&server, "the 501st", "PERCENT", 10, 10, json!({})).await;
+        let all = server.anonymous().data("{ couponEvents(activeOnly: false) { id } }", json!({})).await;
+        assert_eq!(all["couponEvents"].as_array().map(Vec::len), Some(500), "events are listed 500 at most");
+        assert!(all["couponEvents"].as_array().unwrap().iter().all(|e| id_of(&e["id"]) < latest), "the new one is the 501st");
+
+        let coupon = issue(&server, user, latest).await["coupon"]["id"].clone();
+        let mine = server.user(user).data("{ me { coupons { id status event { id name } } } }", json!({})).await;
+        assert_eq!(
+            mine["me"]["coupons"],
+            json!([{ "id": coupon, "status": "AVAILABLE", "event": { "id": latest.to_string(), "name": "the 501st" } }]),
+            "[{}]",
+            server.backend
+        );
+    })
     .await;
 }
 
