@@ -149,18 +149,6 @@ pub async fn coupons_of(
         .collect())
 }
 
-/// One coupon with its event.
-pub async fn coupon(state: &AppState, id: i64) -> Result<Option<Coupon>, AppError> {
-    let Some(row) = state.coupons.coupon(id).await? else {
-        return Ok(None);
-    };
-    Ok(state
-        .coupons
-        .event(row.event_id)
-        .await?
-        .map(|event| Coupon::new(row, event)))
-}
-
 #[derive(Default)]
 pub struct CouponQuery;
 

@@ -1,6 +1,8 @@
 //! Coupon use cases: events (admin), issuance behind the gate, listing, and the coupon side of an
 //! order (validating, discounting, reserving, using, releasing) inside the order's transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::coupon_event::{self, DiscountType};
 use entity::user_coupon::{self, CouponStatus};
@@ -184,6 +186,17 @@ impl CouponService {
         .await
     }
 
+    /// Coupons with their events, by coupon id (one query, for the DataLoader).
+    pub async fn coupons_by_id(&self, ids: &[i64]) -> Result<HashMap<i64, CouponOfEvent>, DbErr> {
+        let coupons = self
+            .with_events(
+                user_coupon::Entity::find()
+                    .filter(user_coupon::Column::Id.is_in(ids.iter().copied())),
+            )
+            .await?;
+        Ok(coupons.into_iter().map(|c| (c.0.id, c)).collect())
+    }
+
     /// The coupons `query` selects, each joined with its event in the database.
     async fn with_events(
         &self,
@@ -196,12 +209,6 @@ impl CouponService {
             .into_iter()
             .filter_map(|(coupon, event)| Some((coupon, event?)))
             .collect())
-    }
-
-    pub async fn coupon(&self, id: i64) -> Result<Option<user_coupon::Model>, DbErr> {
-        user_coupon::Entity::find_by_id(id)
-            .one(self.db.conn())
-            .await
     }
 
     /// Issues the event's coupon to the user: first come, first served, one per user. The

@@ -1,6 +1,6 @@
-//! Per-request DataLoaders: products, live stock, order items and payments are fetched once per
-//! batch of keys, so a list of orders with their items and products costs a constant number of
-//! queries.
+//! Per-request DataLoaders: products, live stock, order items, payments and coupons (with their
+//! events) are fetched once per batch of keys, so a list of orders with their items, products and
+//! coupons costs a constant number of queries.
 //! Created for every request (never shared between viewers).
 
 use std::collections::HashMap;
@@ -10,12 +10,14 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_item, payment, product};
 use sea_orm::DbErr;
 
+use crate::coupon::service::CouponOfEvent;
 use crate::state::AppState;
 
 pub struct ProductLoader(AppState);
 pub struct StockLoader(AppState);
 pub struct OrderItemsLoader(AppState);
 pub struct PaymentLoader(AppState);
+pub struct CouponLoader(AppState);
 
 impl Loader<i64> for ProductLoader {
     type Value = product::Model;
@@ -53,6 +55,15 @@ impl Loader<i64> for PaymentLoader {
     }
 }
 
+impl Loader<i64> for CouponLoader {
+    type Value = CouponOfEvent;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, CouponOfEvent>, Self::Error> {
+        self.0.coupons.coupons_by_id(keys).await.map_err(Arc::new)
+    }
+}
+
 /// Adds a fresh set of loaders to a request.
 pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
     request
@@ -63,4 +74,5 @@ pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphq
             tokio::spawn,
         ))
         .data(DataLoader::new(PaymentLoader(state.clone()), tokio::spawn))
+        .data(DataLoader::new(CouponLoader(state.clone()), tokio::spawn))
 }

@@ -1,5 +1,5 @@
 //! GraphQL surface of orders: `placeOrder`, `createOrder`, `payOrder`, `cancelOrder`, `order(id)`
-//! and the `Order` type (items, products and payments through per-request DataLoaders).
+//! and the `Order` type (items, products, payments and coupons through per-request DataLoaders).
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
@@ -11,7 +11,7 @@ use super::service::{OrderError, Payment};
 use crate::catalog::graphql::Product;
 use crate::coupon::graphql::Coupon;
 use crate::error::{AppError, InvalidInput, Payload, UserError};
-use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader};
+use crate::graphql::loaders::{CouponLoader, OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
 use crate::graphql::{parse_id, viewer};
 use crate::state::AppState;
@@ -101,7 +101,12 @@ impl Order {
         let Some(id) = self.coupon_id else {
             return Ok(None);
         };
-        Ok(crate::coupon::graphql::coupon(ctx.data_unchecked::<AppState>(), id).await?)
+        let coupon = ctx
+            .data_unchecked::<DataLoader<CouponLoader>>()
+            .load_one(id)
+            .await
+            .map_err(AppError::from)?;
+        Ok(coupon.map(|(coupon, event)| Coupon::new(coupon, event)))
     }
 
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {

@@ -1,6 +1,6 @@
 //! Coupons: the seeds' scenarios 2 and 5, the 1,000-way races, one coupon per user, a coupon
 //! never used twice, Redis losing its keys mid-event, every refusal, coupons of any event in
-//! `me`, and stored values no status names.
+//! `me` and on orders (in a constant number of queries), and stored values no status names.
 
 use std::time::{Duration, Instant};
 
@@ -557,6 +557,49 @@ async fn a_coupon_of_the_501st_event_is_listed() {
             "[{}]",
             server.backend
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_orders_with_their_coupons_costs_a_constant_number_of_queries() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("coupon collector").await;
+        let product = server.create_product("키보드", "키보드", 10_000, 1_000).await;
+        server.charge(user, 1_000_000).await;
+        let list = "query($first: Int!) { me { orders(first: $first) { edges { node { id coupon { id status discountValue event { id name } } } } } } }";
+        let mut placed = 0;
+        let mut cost = vec![];
+        for count in [5, 20] {
+            // every order with a coupon of its own event
+            while placed < count {
+                let fixed = event(&server, &format!("{placed} off"), "FIXED", 100 + placed, 1, json!({})).await;
+                let coupon = issue(&server, user, fixed).await["coupon"]["id"].clone();
+                let order = server.user(user).data(PLACE, json!({ "items": items(product, 1), "coupon": coupon })).await["placeOrder"].clone();
+                assert_eq!(order["userErrors"], json!([]));
+                placed += 1;
+            }
+            // the cheapest of three listings: the server's background workers (expiry sweep,
+            // ranking refresh) may run a statement during one of them
+            let mut cheapest = u64::MAX;
+            let mut data = Value::Null;
+            for _ in 0..3 {
+                let before = server.statements_executed();
+                data = server.user(user).data(list, json!({ "first": count })).await;
+                cheapest = cheapest.min(server.statements_executed() - before);
+            }
+            cost.push(cheapest);
+            let edges = data["me"]["orders"]["edges"].as_array().unwrap();
+            assert_eq!(edges.len() as i64, count);
+            for edge in edges {
+                let coupon = &edge["node"]["coupon"];
+                assert_eq!(coupon["status"], json!("USED"), "{edge}");
+                assert_eq!(coupon["event"]["name"], json!(format!("{} off", coupon["discountValue"].as_i64().unwrap() - 100)));
+            }
+        }
+        eprintln!("[{}] statements to list 5 and 20 orders with coupons: {cost:?}", server.backend);
+        assert_eq!(cost[0], cost[1], "listing 20 orders with coupons costs as many statements as 5");
+        assert!(cost[1] <= 8, "{cost:?}");
     })
     .await;
 }
