@@ -4,7 +4,8 @@
 //! off, 503: 5% off). Seeded only into an empty database.
 
 use chrono::Utc;
-use entity::{coupon_event, product, user};
+use entity::coupon_event::{self, DiscountType};
+use entity::{product, user};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, Set,
 };
@@ -94,7 +95,7 @@ pub async fn seed_demo(db: &Database) -> Result<bool, DbErr> {
         coupon_event::ActiveModel {
             id: Set(id),
             name: Set(name.to_owned()),
-            discount_type: Set("PERCENT".to_owned()),
+            discount_type: Set(DiscountType::Percent),
             discount_value: Set(percent),
             total_quantity: Set(quantity),
             issued_quantity: Set(0),

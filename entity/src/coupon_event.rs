@@ -8,8 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub name: String,
-    /// `PERCENT` or `FIXED`.
-    pub discount_type: String,
+    pub discount_type: DiscountType,
     /// Percent (1..=100) or won.
     pub discount_value: i64,
     pub total_quantity: i64,
@@ -23,6 +22,18 @@ pub struct Model {
     pub valid_until: Option<DateTimeUtc>,
     pub min_order_amount: i64,
     pub created_at: DateTimeUtc,
+}
+
+/// How an event's coupons discount an order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum DiscountType {
+    /// `discount_value` percent off.
+    #[sea_orm(string_value = "PERCENT")]
+    Percent,
+    /// `discount_value` won off.
+    #[sea_orm(string_value = "FIXED")]
+    Fixed,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

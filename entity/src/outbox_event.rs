@@ -16,13 +16,26 @@ pub struct Model {
     pub aggregate_id: i64,
     /// The event as JSON.
     pub payload: String,
-    /// `PENDING`, `SENT` or `FAILED`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+}
+
+/// Where an event is in its delivery.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum OutboxStatus {
+    /// Waiting to be sent (again) at `next_attempt_at`.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "SENT")]
+    Sent,
+    /// Given up after the last attempt; an administrator may re-queue it.
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,10 +11,19 @@ pub struct Model {
     pub order_id: i64,
     pub user_id: i64,
     pub amount: i64,
-    /// `SUCCESS` or `REFUNDED`.
-    pub status: String,
+    pub status: PaymentStatus,
     pub paid_at: DateTimeUtc,
     pub refunded_at: Option<DateTimeUtc>,
+}
+
+/// Whether the payment stands or was given back.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum PaymentStatus {
+    #[sea_orm(string_value = "SUCCESS")]
+    Success,
+    #[sea_orm(string_value = "REFUNDED")]
+    Refunded,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,31 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use entity::{balance, balance_ledger};
+use entity::balance;
+use entity::balance_ledger::{self, LedgerKind};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 
 use crate::infra::locking::lock_ascending;
-
-/// What moved a balance, as stored in the ledger's `kind`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LedgerKind {
-    Charge,
-    Payment,
-    Refund,
-}
-
-impl LedgerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LedgerKind::Charge => "CHARGE",
-            LedgerKind::Payment => "PAYMENT",
-            LedgerKind::Refund => "REFUND",
-        }
-    }
-}
 
 /// Locks the balances of `users` (ascending id); returns the amounts of those that exist.
 pub async fn lock(
@@ -84,7 +67,7 @@ pub async fn apply(
 fn ledger_row(movement: &Movement, now: DateTime<Utc>) -> balance_ledger::ActiveModel {
     balance_ledger::ActiveModel {
         user_id: Set(movement.user_id),
-        kind: Set(movement.kind.as_str().to_owned()),
+        kind: Set(movement.kind),
         amount: Set(movement.amount),
         balance_after: Set(movement.balance_after),
         order_id: Set(movement.order_id),

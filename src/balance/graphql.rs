@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::balance_ledger;
+use entity::balance_ledger::{self, LedgerKind};
 
 use super::service::BalanceError;
 use crate::balance::service::BalanceService;
@@ -29,16 +29,21 @@ pub struct BalanceEntry {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<LedgerKind> for BalanceEntryKind {
+    fn from(kind: LedgerKind) -> Self {
+        match kind {
+            LedgerKind::Charge => BalanceEntryKind::Charge,
+            LedgerKind::Payment => BalanceEntryKind::Payment,
+            LedgerKind::Refund => BalanceEntryKind::Refund,
+        }
+    }
+}
+
 impl From<balance_ledger::Model> for BalanceEntry {
     fn from(row: balance_ledger::Model) -> Self {
-        let kind = match row.kind.as_str() {
-            "PAYMENT" => BalanceEntryKind::Payment,
-            "REFUND" => BalanceEntryKind::Refund,
-            _ => BalanceEntryKind::Charge,
-        };
         Self {
             id: ID(row.id.to_string()),
-            kind,
+            kind: row.kind.into(),
             amount: Won(row.amount),
             balance_after: Won(row.balance_after),
             order_id: row.order_id.map(|id| ID(id.to_string())),

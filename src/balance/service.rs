@@ -3,14 +3,15 @@
 //! and the idempotency record when a key was sent.
 
 use chrono::Utc;
-use entity::{balance, balance_ledger};
+use entity::balance;
+use entity::balance_ledger::{self, LedgerKind};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{self, LedgerKind, Movement};
+use super::accounts::{self, Movement};
 use crate::error::{CommonError, InvalidInput, common_error};
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;

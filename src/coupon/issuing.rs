@@ -10,14 +10,15 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Days, Utc};
-use entity::{coupon_event, user_coupon};
+use entity::coupon_event;
+use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     QueryFilter,
 };
 
-use super::model::{CouponError, DEFAULT_VALID_DAYS, status};
+use super::model::{CouponError, DEFAULT_VALID_DAYS};
 use crate::error::CommonError;
 use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database, is_foreign_key_violation, is_unique_violation};
@@ -239,7 +240,7 @@ fn new_coupon(
     user_coupon::ActiveModel {
         event_id: Set(event.id),
         user_id: Set(user_id),
-        status: Set(status::AVAILABLE.to_owned()),
+        status: Set(CouponStatus::Available),
         issued_at: Set(now),
         expires_at: Set(expires_at),
         order_id: Set(None),

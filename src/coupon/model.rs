@@ -1,18 +1,7 @@
-//! The vocabulary of coupons: discount types and coupon statuses as stored, the default validity,
-//! and the refusals ([`CouponError`]).
+//! The vocabulary of coupons besides their stored statuses (typed in `entity`): the default
+//! validity of an issued coupon and the refusals ([`CouponError`]).
 
 use crate::error::{CommonError, common_error};
-
-pub const PERCENT: &str = "PERCENT";
-pub const FIXED: &str = "FIXED";
-
-/// Coupon statuses as stored (EXPIRED is derived when reading an AVAILABLE coupon past expiry).
-pub mod status {
-    pub const AVAILABLE: &str = "AVAILABLE";
-    pub const RESERVED: &str = "RESERVED";
-    pub const USED: &str = "USED";
-    pub const EXPIRED: &str = "EXPIRED";
-}
 
 /// Default validity of an issued coupon when the event sets none.
 pub const DEFAULT_VALID_DAYS: i32 = 30;

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{coupon_event, user_coupon};
+use entity::coupon_event::{self, DiscountType};
+use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::model::{PERCENT, status};
 use crate::infra::locking::lock_ascending;
 
 /// A locked coupon and the event that issued it.
@@ -63,13 +63,16 @@ pub fn discount(
     let Some(Redeemable { coupon, event }) = coupon.filter(|r| r.coupon.user_id == user_id) else {
         return Err(NotUsable("no such coupon among yours".into()));
     };
-    match coupon.status.as_str() {
-        status::AVAILABLE if coupon.expires_at <= now => {
+    match coupon.status {
+        CouponStatus::Available if coupon.expires_at <= now => {
             return Err(NotUsable("the coupon has expired".into()));
         }
-        status::AVAILABLE => {}
-        status::RESERVED => return Err(NotUsable("the coupon is held by a pending order".into())),
-        _ => return Err(NotUsable("the coupon was already used".into())),
+        CouponStatus::Available => {}
+        CouponStatus::Reserved => {
+            return Err(NotUsable("the coupon is held by a pending order".into()));
+        }
+        CouponStatus::Used => return Err(NotUsable("the coupon was already used".into())),
+        CouponStatus::Expired => return Err(NotUsable("the coupon has expired".into())),
     }
     if subtotal < event.min_order_amount {
         return Err(NotUsable(format!(
@@ -77,10 +80,9 @@ pub fn discount(
             event.min_order_amount
         )));
     }
-    Ok(if event.discount_type == PERCENT {
-        subtotal * event.discount_value / 100
-    } else {
-        std::cmp::min(event.discount_value, subtotal)
+    Ok(match event.discount_type {
+        DiscountType::Percent => subtotal * event.discount_value / 100,
+        DiscountType::Fixed => std::cmp::min(event.discount_value, subtotal),
     })
 }
 
@@ -93,11 +95,11 @@ pub enum Hold {
 }
 
 impl Hold {
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> CouponStatus {
         match self {
-            Hold::Reserved { .. } => status::RESERVED,
-            Hold::Used { .. } => status::USED,
-            Hold::Released => status::AVAILABLE,
+            Hold::Reserved { .. } => CouponStatus::Reserved,
+            Hold::Used { .. } => CouponStatus::Used,
+            Hold::Released => CouponStatus::Available,
         }
     }
 }
@@ -145,14 +147,14 @@ pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(
 mod tests {
     use super::*;
 
-    fn redeemable(status: &str, kind: &str, value: i64, min: i64) -> Redeemable {
+    fn redeemable(status: CouponStatus, kind: DiscountType, value: i64, min: i64) -> Redeemable {
         let now = Utc::now();
         Redeemable {
             coupon: user_coupon::Model {
                 id: 1,
                 event_id: 7,
                 user_id: 42,
-                status: status.into(),
+                status,
                 issued_at: now,
                 expires_at: now + chrono::Duration::days(1),
                 order_id: None,
@@ -161,7 +163,7 @@ mod tests {
             event: coupon_event::Model {
                 id: 7,
                 name: "event".into(),
-                discount_type: kind.into(),
+                discount_type: kind,
                 discount_value: value,
                 total_quantity: 10,
                 issued_quantity: 1,
@@ -178,9 +180,9 @@ mod tests {
     #[test]
     fn percent_rounds_down_and_fixed_never_exceeds_the_subtotal() {
         let now = Utc::now();
-        let ten_percent = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let ten_percent = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 0);
         assert_eq!(discount(Some(&ten_percent), 42, 45_999, now), Ok(4_599));
-        let five_thousand = redeemable(status::AVAILABLE, "FIXED", 5_000, 0);
+        let five_thousand = redeemable(CouponStatus::Available, DiscountType::Fixed, 5_000, 0);
         assert_eq!(discount(Some(&five_thousand), 42, 3_000, now), Ok(3_000));
         assert_eq!(discount(Some(&five_thousand), 42, 30_000, now), Ok(5_000));
     }
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn a_coupon_serves_only_its_owner_once_above_its_minimum_before_it_expires() {
         let now = Utc::now();
-        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 30_000);
+        let fresh = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 30_000);
         assert!(
             discount(Some(&fresh), 43, 50_000, now).is_err(),
             "someone else's"
@@ -202,16 +204,16 @@ mod tests {
             discount(Some(&fresh), 42, 50_000, now + chrono::Duration::days(2)).is_err(),
             "expired"
         );
-        let held = redeemable(status::RESERVED, PERCENT, 10, 0);
+        let held = redeemable(CouponStatus::Reserved, DiscountType::Percent, 10, 0);
         assert!(discount(Some(&held), 42, 50_000, now).is_err());
-        let used = redeemable(status::USED, PERCENT, 10, 0);
+        let used = redeemable(CouponStatus::Used, DiscountType::Percent, 10, 0);
         assert!(discount(Some(&used), 42, 50_000, now).is_err());
     }
 
     #[test]
     fn percent_discounts_round_down_to_the_won_even_to_nothing() {
         let now = Utc::now();
-        let ten_percent = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let ten_percent = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 0);
         assert_eq!(discount(Some(&ten_percent), 42, 9, now), Ok(0));
         assert_eq!(discount(Some(&ten_percent), 42, 10, now), Ok(1));
         assert_eq!(discount(Some(&ten_percent), 42, 19, now), Ok(1));
@@ -220,14 +222,14 @@ mod tests {
             Ok(0),
             "an empty total"
         );
-        let one_percent = redeemable(status::AVAILABLE, PERCENT, 1, 0);
+        let one_percent = redeemable(CouponStatus::Available, DiscountType::Percent, 1, 0);
         assert_eq!(discount(Some(&one_percent), 42, 99, now), Ok(0));
     }
 
     #[test]
     fn a_hundred_percent_takes_the_whole_subtotal_and_never_more() {
         let now = Utc::now();
-        let all = redeemable(status::AVAILABLE, PERCENT, 100, 0);
+        let all = redeemable(CouponStatus::Available, DiscountType::Percent, 100, 0);
         for subtotal in [0, 1, 45_999, 1_000_000_000] {
             assert_eq!(discount(Some(&all), 42, subtotal, now), Ok(subtotal));
         }
@@ -237,7 +239,7 @@ mod tests {
     fn every_valid_discount_lies_between_zero_and_the_subtotal() {
         let now = Utc::now();
         for percent in 1..=100 {
-            let coupon = redeemable(status::AVAILABLE, PERCENT, percent, 0);
+            let coupon = redeemable(CouponStatus::Available, DiscountType::Percent, percent, 0);
             for subtotal in [0, 1, 7, 99, 100, 101, 12_345, 999_999_999] {
                 let off = discount(Some(&coupon), 42, subtotal, now).unwrap();
                 assert!(
@@ -253,21 +255,26 @@ mod tests {
         // 100 lines x 1,000 units x the largest price (1,000,000,000 won, catalog's MAX_PRICE)
         let largest: i64 = 100 * 1_000 * 1_000_000_000;
         let now = Utc::now();
-        let all = redeemable(status::AVAILABLE, PERCENT, 100, 0);
+        let all = redeemable(CouponStatus::Available, DiscountType::Percent, 100, 0);
         assert_eq!(discount(Some(&all), 42, largest, now), Ok(largest));
-        let ninety_nine = redeemable(status::AVAILABLE, PERCENT, 99, 0);
+        let ninety_nine = redeemable(CouponStatus::Available, DiscountType::Percent, 99, 0);
         assert_eq!(
             discount(Some(&ninety_nine), 42, largest, now),
             Ok(largest / 100 * 99)
         );
-        let fixed = redeemable(status::AVAILABLE, "FIXED", 1_000_000_000, 0);
+        let fixed = redeemable(
+            CouponStatus::Available,
+            DiscountType::Fixed,
+            1_000_000_000,
+            0,
+        );
         assert_eq!(discount(Some(&fixed), 42, largest, now), Ok(1_000_000_000));
     }
 
     #[test]
     fn a_fixed_discount_equal_to_the_subtotal_makes_the_order_free() {
         let now = Utc::now();
-        let five_thousand = redeemable(status::AVAILABLE, "FIXED", 5_000, 0);
+        let five_thousand = redeemable(CouponStatus::Available, DiscountType::Fixed, 5_000, 0);
         assert_eq!(discount(Some(&five_thousand), 42, 5_000, now), Ok(5_000));
         assert_eq!(discount(Some(&five_thousand), 42, 4_999, now), Ok(4_999));
         assert_eq!(discount(Some(&five_thousand), 42, 0, now), Ok(0));
@@ -276,7 +283,7 @@ mod tests {
     #[test]
     fn the_minimum_order_amount_is_inclusive() {
         let now = Utc::now();
-        let coupon = redeemable(status::AVAILABLE, "FIXED", 3_000, 50_000);
+        let coupon = redeemable(CouponStatus::Available, DiscountType::Fixed, 3_000, 50_000);
         assert_eq!(discount(Some(&coupon), 42, 50_000, now), Ok(3_000));
         let refused = discount(Some(&coupon), 42, 49_999, now).unwrap_err();
         assert!(
@@ -287,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_coupon_expires_at_its_instant() {
-        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let fresh = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 0);
         let at = fresh.coupon.expires_at;
         let just_before = at - chrono::Duration::milliseconds(1);
         assert_eq!(discount(Some(&fresh), 42, 10_000, just_before), Ok(1_000));
@@ -302,19 +309,28 @@ mod tests {
         let now = Utc::now();
         let reason =
             |coupon: &Redeemable, user| discount(Some(coupon), user, 50_000, now).unwrap_err().0;
-        let fresh = redeemable(status::AVAILABLE, PERCENT, 10, 0);
+        let fresh = redeemable(CouponStatus::Available, DiscountType::Percent, 10, 0);
         assert_eq!(reason(&fresh, 43), "no such coupon among yours");
         assert_eq!(
-            reason(&redeemable(status::RESERVED, PERCENT, 10, 0), 42),
+            reason(
+                &redeemable(CouponStatus::Reserved, DiscountType::Percent, 10, 0),
+                42
+            ),
             "the coupon is held by a pending order"
         );
         assert_eq!(
-            reason(&redeemable(status::USED, PERCENT, 10, 0), 42),
+            reason(
+                &redeemable(CouponStatus::Used, DiscountType::Percent, 10, 0),
+                42
+            ),
             "the coupon was already used"
         );
         // someone else's coupon is "not yours" before anything else is said about it
         assert_eq!(
-            reason(&redeemable(status::USED, PERCENT, 10, 0), 43),
+            reason(
+                &redeemable(CouponStatus::Used, DiscountType::Percent, 10, 0),
+                43
+            ),
             "no such coupon among yours"
         );
     }
@@ -322,8 +338,13 @@ mod tests {
     #[test]
     fn only_an_available_coupon_pays() {
         let now = Utc::now();
-        for stored in [status::EXPIRED, "garbage", ""] {
-            let coupon = redeemable(stored, PERCENT, 10, 0);
+        // an unknown stored status cannot even be loaded (see entity's tests)
+        for stored in [
+            CouponStatus::Expired,
+            CouponStatus::Reserved,
+            CouponStatus::Used,
+        ] {
+            let coupon = redeemable(stored, DiscountType::Percent, 10, 0);
             assert!(
                 discount(Some(&coupon), 42, 50_000, now).is_err(),
                 "{stored:?}"
@@ -334,8 +355,11 @@ mod tests {
     #[test]
     fn holds_store_the_coupon_statuses() {
         let at = Utc::now();
-        assert_eq!(Hold::Reserved { order_id: 1 }.status(), status::RESERVED);
-        assert_eq!(Hold::Used { order_id: 1, at }.status(), status::USED);
-        assert_eq!(Hold::Released.status(), status::AVAILABLE);
+        assert_eq!(
+            Hold::Reserved { order_id: 1 }.status(),
+            CouponStatus::Reserved
+        );
+        assert_eq!(Hold::Used { order_id: 1, at }.status(), CouponStatus::Used);
+        assert_eq!(Hold::Released.status(), CouponStatus::Available);
     }
 }

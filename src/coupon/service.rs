@@ -1,16 +1,20 @@
 //! Coupon use cases: events (admin), issuance behind the gate, listing, and the coupon side of an
 //! order (validating, discounting, reserving, using, releasing) inside the order's transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use entity::{coupon_event, user_coupon};
+use entity::coupon_event::{self, DiscountType};
+use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set,
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
 use super::issuing::{IssueWriter, Request};
-use super::model::{CouponError, DEFAULT_VALID_DAYS, PERCENT, status};
+use super::model::{CouponError, DEFAULT_VALID_DAYS};
 use crate::error::InvalidInput;
 use crate::infra::db::Database;
 use crate::text::required_text;
@@ -22,11 +26,14 @@ pub struct CouponService {
     writer: IssueWriter,
 }
 
+/// A coupon and the event that issued it.
+pub type CouponOfEvent = (user_coupon::Model, coupon_event::Model);
+
 /// A coupon event as an admin creates it.
 #[derive(Clone, Debug)]
 pub struct NewCouponEvent {
     pub name: String,
-    pub discount_type: &'static str,
+    pub discount_type: DiscountType,
     pub discount_value: i64,
     pub total_quantity: i64,
     pub starts_at: Option<DateTime<Utc>>,
@@ -48,10 +55,9 @@ impl CouponService {
         new: NewCouponEvent,
     ) -> Result<coupon_event::Model, CouponError> {
         let name = required_text("name", &new.name, 200)?;
-        let value_range = if new.discount_type == PERCENT {
-            1..=100
-        } else {
-            1..=1_000_000_000
+        let value_range = match new.discount_type {
+            DiscountType::Percent => 1..=100,
+            DiscountType::Fixed => 1..=1_000_000_000,
         };
         if !value_range.contains(&new.discount_value) {
             return Err(InvalidInput::new(
@@ -60,7 +66,7 @@ impl CouponService {
                     "must be between {} and {} for {}",
                     value_range.start(),
                     value_range.end(),
-                    new.discount_type
+                    new.discount_type.to_value()
                 ),
             )
             .into());
@@ -103,7 +109,7 @@ impl CouponService {
         };
         Ok(coupon_event::ActiveModel {
             name: Set(name),
-            discount_type: Set(new.discount_type.to_owned()),
+            discount_type: Set(new.discount_type),
             discount_value: Set(new.discount_value),
             total_quantity: Set(new.total_quantity),
             issued_quantity: Set(0),
@@ -145,20 +151,40 @@ impl CouponService {
         query.limit(500).all(self.db.conn()).await
     }
 
-    /// A user's coupons, newest first.
-    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<user_coupon::Model>, DbErr> {
-        user_coupon::Entity::find()
-            .filter(user_coupon::Column::UserId.eq(user_id))
-            .order_by_desc(user_coupon::Column::Id)
-            .limit(500)
-            .all(self.db.conn())
-            .await
+    /// A user's coupons with their events, newest first.
+    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<CouponOfEvent>, DbErr> {
+        self.with_events(
+            user_coupon::Entity::find()
+                .filter(user_coupon::Column::UserId.eq(user_id))
+                .order_by_desc(user_coupon::Column::Id)
+                .limit(500),
+        )
+        .await
     }
 
-    pub async fn coupon(&self, id: i64) -> Result<Option<user_coupon::Model>, DbErr> {
-        user_coupon::Entity::find_by_id(id)
-            .one(self.db.conn())
-            .await
+    /// Coupons with their events, by coupon id (one query, for the DataLoader).
+    pub async fn coupons_by_id(&self, ids: &[i64]) -> Result<HashMap<i64, CouponOfEvent>, DbErr> {
+        let coupons = self
+            .with_events(
+                user_coupon::Entity::find()
+                    .filter(user_coupon::Column::Id.is_in(ids.iter().copied())),
+            )
+            .await?;
+        Ok(coupons.into_iter().map(|c| (c.0.id, c)).collect())
+    }
+
+    /// The coupons `query` selects, each joined with its event in the database.
+    async fn with_events(
+        &self,
+        query: Select<user_coupon::Entity>,
+    ) -> Result<Vec<CouponOfEvent>, DbErr> {
+        Ok(query
+            .find_also_related(coupon_event::Entity)
+            .all(self.db.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(coupon, event)| Some((coupon, event?)))
+            .collect())
     }
 
     /// Issues the event's coupon to the user: first come, first served, one per user. The
@@ -233,10 +259,10 @@ impl CouponService {
 }
 
 /// The status a client sees: AVAILABLE past its expiry reads as EXPIRED.
-pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> &str {
-    if coupon.status == status::AVAILABLE && coupon.expires_at <= now {
-        status::EXPIRED
+pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> CouponStatus {
+    if coupon.status == CouponStatus::Available && coupon.expires_at <= now {
+        CouponStatus::Expired
     } else {
-        coupon.status.as_str()
+        coupon.status
     }
 }

@@ -1,6 +1,6 @@
-//! Per-request DataLoaders: products, live stock, order items and payments are fetched once per
-//! batch of keys, so a list of orders with their items and products costs a constant number of
-//! queries.
+//! Per-request DataLoaders: products, live stock, order items, payments and coupons (with their
+//! events) are fetched once per batch of keys, so a list of orders with their items, products and
+//! coupons costs a constant number of queries.
 //! Created for every request (never shared between viewers).
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use entity::{order_item, payment, product};
 use sea_orm::DbErr;
 
 use crate::catalog::service::CatalogService;
+use crate::coupon::service::{CouponOfEvent, CouponService};
 use crate::ordering::service::OrderingService;
 use crate::state::AppState;
 
@@ -18,6 +19,7 @@ pub struct ProductLoader(CatalogService);
 pub struct StockLoader(CatalogService);
 pub struct OrderItemsLoader(OrderingService);
 pub struct PaymentLoader(OrderingService);
+pub struct CouponLoader(CouponService);
 
 impl Loader<i64> for ProductLoader {
     type Value = product::Model;
@@ -55,6 +57,15 @@ impl Loader<i64> for PaymentLoader {
     }
 }
 
+impl Loader<i64> for CouponLoader {
+    type Value = CouponOfEvent;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, CouponOfEvent>, Self::Error> {
+        self.0.coupons_by_id(keys).await.map_err(Arc::new)
+    }
+}
+
 /// Adds a fresh set of loaders to a request.
 pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
     request
@@ -72,6 +83,10 @@ pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphq
         ))
         .data(DataLoader::new(
             PaymentLoader(state.ordering.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            CouponLoader(state.coupons.clone()),
             tokio::spawn,
         ))
 }

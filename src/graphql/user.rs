@@ -106,7 +106,7 @@ impl User {
         let request = page_request(first, after.as_deref())?;
         let page = ctx
             .data_unchecked::<OrderingService>()
-            .list_for_user(self.id, status.map(OrderStatus::as_str), request)
+            .list_for_user(self.id, status.map(Into::into), request)
             .await
             .map_err(AppError::from)?;
         Ok(connection(page, request.after.is_some(), |row| {

@@ -46,7 +46,7 @@ pub fn order_event(
         "order": {
             "id": order.id,
             "userId": order.user_id,
-            "status": order.status,
+            "status": order.status.to_string(),
             "items": lines.iter().map(|i| json!({
                 "productId": i.product_id,
                 "productName": names.get(&i.product_id),

@@ -1,5 +1,5 @@
 //! GraphQL surface of orders: `placeOrder`, `createOrder`, `payOrder`, `cancelOrder`, `order(id)`
-//! and the `Order` type (items, products and payments through per-request DataLoaders).
+//! and the `Order` type (items, products, payments and coupons through per-request DataLoaders).
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
@@ -10,13 +10,12 @@ use super::model::{LineProblem, OrderError, Payment};
 use super::request::{OrderRequest, RawLine};
 use crate::catalog::graphql::product::Product;
 use crate::coupon::graphql::Coupon;
-use crate::coupon::service::CouponService;
 use crate::error::{AppError, InvalidInput};
 use crate::graphql::context::viewer;
 use crate::graphql::errors::{
     ErrorCode, Failure, InsufficientBalanceError, OutOfStockError, Payload, UserError,
 };
-use crate::graphql::loaders::{OrderItemsLoader, PaymentLoader};
+use crate::graphql::loaders::{CouponLoader, OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
 use crate::ordering::service::OrderingService;
@@ -35,24 +34,26 @@ pub enum OrderStatus {
     Refunded,
 }
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Completed => "COMPLETED",
-            OrderStatus::Cancelled => "CANCELLED",
-            OrderStatus::Expired => "EXPIRED",
-            OrderStatus::Refunded => "REFUNDED",
+impl From<order::OrderStatus> for OrderStatus {
+    fn from(status: order::OrderStatus) -> Self {
+        match status {
+            order::OrderStatus::Pending => OrderStatus::Pending,
+            order::OrderStatus::Completed => OrderStatus::Completed,
+            order::OrderStatus::Cancelled => OrderStatus::Cancelled,
+            order::OrderStatus::Expired => OrderStatus::Expired,
+            order::OrderStatus::Refunded => OrderStatus::Refunded,
         }
     }
+}
 
-    fn parse(value: &str) -> OrderStatus {
-        match value {
-            "COMPLETED" => OrderStatus::Completed,
-            "CANCELLED" => OrderStatus::Cancelled,
-            "EXPIRED" => OrderStatus::Expired,
-            "REFUNDED" => OrderStatus::Refunded,
-            _ => OrderStatus::Pending,
+impl From<OrderStatus> for order::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Pending => order::OrderStatus::Pending,
+            OrderStatus::Completed => order::OrderStatus::Completed,
+            OrderStatus::Cancelled => order::OrderStatus::Cancelled,
+            OrderStatus::Expired => order::OrderStatus::Expired,
+            OrderStatus::Refunded => order::OrderStatus::Refunded,
         }
     }
 }
@@ -84,7 +85,7 @@ impl From<order::Model> for Order {
         Self {
             order_id: row.id,
             id: ID(row.id.to_string()),
-            status: OrderStatus::parse(&row.status),
+            status: row.status.into(),
             subtotal: Won(row.subtotal),
             discount: Won(row.discount),
             total: Won(row.total),
@@ -104,7 +105,12 @@ impl Order {
         let Some(id) = self.coupon_id else {
             return Ok(None);
         };
-        Ok(crate::coupon::graphql::coupon(ctx.data_unchecked::<CouponService>(), id).await?)
+        let coupon = ctx
+            .data_unchecked::<DataLoader<CouponLoader>>()
+            .load_one(id)
+            .await
+            .map_err(AppError::from)?;
+        Ok(coupon.map(|(coupon, event)| Coupon::new(coupon, event)))
     }
 
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
@@ -166,6 +172,15 @@ pub enum PaymentStatus {
     Refunded,
 }
 
+impl From<payment::PaymentStatus> for PaymentStatus {
+    fn from(status: payment::PaymentStatus) -> Self {
+        match status {
+            payment::PaymentStatus::Success => PaymentStatus::Success,
+            payment::PaymentStatus::Refunded => PaymentStatus::Refunded,
+        }
+    }
+}
+
 /// The payment of an order from the balance.
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(name = "Payment")]
@@ -182,11 +197,7 @@ impl From<payment::Model> for PaymentInfo {
         Self {
             id: ID(row.id.to_string()),
             amount: Won(row.amount),
-            status: if row.status == "REFUNDED" {
-                PaymentStatus::Refunded
-            } else {
-                PaymentStatus::Success
-            },
+            status: row.status.into(),
             paid_at: row.paid_at,
             refunded_at: row.refunded_at,
         }

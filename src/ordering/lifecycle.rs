@@ -6,16 +6,19 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use entity::{order, order_item, payment};
+use entity::balance_ledger::LedgerKind;
+use entity::order::{self, OrderStatus};
+use entity::payment::PaymentStatus;
+use entity::{order_item, payment};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
 use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
-use super::model::{OrderError, OrderSettings, status};
+use super::model::{OrderError, OrderSettings};
 use super::placing::OrderReceipt;
 use super::rows;
-use crate::balance::accounts::{self, LedgerKind, Movement};
+use crate::balance::accounts::{self, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
 use crate::infra::transact::{Abort, Attempt};
@@ -65,10 +68,10 @@ pub async fn cancel(
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = match order.status.as_str() {
-        status::PENDING => release(txn, &order, &items, status::CANCELLED, now).await?,
-        status::COMPLETED => refund(txn, &order, &items, now, settings).await?,
-        _ => {
+    let aftermath = match order.status {
+        OrderStatus::Pending => release(txn, &order, &items, OrderStatus::Cancelled, now).await?,
+        OrderStatus::Completed => refund(txn, &order, &items, now, settings).await?,
+        OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Refunded => {
             return Err(Abort::Refused(OrderError::InvalidState {
                 action: "cancel",
                 status: order.status,
@@ -76,7 +79,7 @@ pub async fn cancel(
         }
     };
     let order = rows::load_one(txn, order_id).await?;
-    if order.status == status::REFUNDED {
+    if order.status == OrderStatus::Refunded {
         let lines: Vec<PricedLine> = items.iter().map(PricedLine::from).collect();
         let names = rows::product_names(txn, lines.iter().map(|l| l.product_id)).await?;
         outbox::enqueue(
@@ -96,7 +99,7 @@ pub async fn expire(txn: &DatabaseTransaction, order_id: i64) -> Attempt<Option<
     let order = rows::lock(txn, &[order_id])
         .await?
         .remove(&order_id)
-        .filter(|o| o.status == status::PENDING && o.expires_at.is_some_and(|at| at <= now));
+        .filter(|o| o.status == OrderStatus::Pending && o.expires_at.is_some_and(|at| at <= now));
     let Some(order) = order else {
         return Ok(None);
     };
@@ -104,7 +107,7 @@ pub async fn expire(txn: &DatabaseTransaction, order_id: i64) -> Attempt<Option<
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = release(txn, &order, &items, status::EXPIRED, now).await?;
+    let aftermath = release(txn, &order, &items, OrderStatus::Expired, now).await?;
     let order = rows::load_one(txn, order_id).await?;
     Ok(Some(Changed { order, aftermath }))
 }
@@ -115,7 +118,7 @@ async fn release(
     conn: &impl ConnectionTrait,
     order: &order::Model,
     items: &[order_item::Model],
-    new_status: &str,
+    new_status: OrderStatus,
     now: DateTime<Utc>,
 ) -> Result<Aftermath, DbErr> {
     let products = stock::lock(conn, items.iter().map(|i| i.product_id)).await?;
@@ -143,7 +146,7 @@ async fn refund(
     now: DateTime<Utc>,
     settings: &OrderSettings,
 ) -> Result<Aftermath, DbErr> {
-    let mut aftermath = release(conn, order, items, status::REFUNDED, now).await?;
+    let mut aftermath = release(conn, order, items, OrderStatus::Refunded, now).await?;
     let balance = accounts::lock(conn, [order.user_id])
         .await?
         .get(&order.user_id)
@@ -158,7 +161,10 @@ async fn refund(
     };
     accounts::apply(conn, &[credit], now).await?;
     payment::Entity::update_many()
-        .col_expr(payment::Column::Status, Expr::value("REFUNDED"))
+        .col_expr(
+            payment::Column::Status,
+            Expr::value(PaymentStatus::Refunded),
+        )
         .col_expr(payment::Column::RefundedAt, Expr::value(now))
         .filter(payment::Column::OrderId.eq(order.id))
         .exec(conn)

@@ -1,20 +1,12 @@
-//! The vocabulary every use case of ordering speaks: order statuses as stored, the settings, how
-//! a new order is paid, and the refusals ([`OrderError`]).
+//! The vocabulary every use case of ordering speaks besides the stored statuses (typed in
+//! `entity::order`): the settings, how a new order is paid, and the refusals ([`OrderError`]).
 
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use entity::order::OrderStatus;
 
 use crate::error::{CommonError, common_error};
-
-/// Order statuses as stored.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const COMPLETED: &str = "COMPLETED";
-    pub const CANCELLED: &str = "CANCELLED";
-    pub const EXPIRED: &str = "EXPIRED";
-    pub const REFUNDED: &str = "REFUNDED";
-}
 
 #[derive(Copy, Clone, Debug)]
 pub struct OrderSettings {
@@ -50,7 +42,7 @@ pub enum OrderError {
     #[error("cannot {action} an order that is {status}")]
     InvalidState {
         action: &'static str,
-        status: String,
+        status: OrderStatus,
     },
     #[error("coupon not usable: {0}")]
     CouponNotUsable(String),

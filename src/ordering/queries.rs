@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use entity::{order, order_item, payment};
+use entity::order::{self, OrderStatus};
+use entity::{order_item, payment};
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::model::status;
 use super::rows;
 use super::service::OrderingService;
 use crate::infra::paging::{Page, PageRequest};
@@ -25,7 +25,7 @@ impl OrderingService {
     pub async fn list_for_user(
         &self,
         user_id: i64,
-        status: Option<&str>,
+        status: Option<OrderStatus>,
         page: PageRequest,
     ) -> Result<Page<order::Model>, DbErr> {
         let mut scope = order::Entity::find().filter(order::Column::UserId.eq(user_id));
@@ -69,7 +69,7 @@ impl OrderingService {
         order::Entity::find()
             .select_only()
             .column(order::Column::Id)
-            .filter(order::Column::Status.eq(status::PENDING))
+            .filter(order::Column::Status.eq(OrderStatus::Pending))
             .filter(order::Column::ExpiresAt.lte(Utc::now()))
             .order_by_asc(order::Column::ExpiresAt)
             .limit(limit)

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{order, order_item, product};
+use entity::order::{self, OrderStatus};
+use entity::{order_item, product};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::model::status;
 use crate::infra::locking::lock_ascending;
 
 /// Locks the orders (ascending id, the first step of the global lock order), by id.
@@ -96,7 +96,7 @@ pub async fn product_names(
 pub async fn set_status(
     conn: &impl ConnectionTrait,
     ids: &[i64],
-    new_status: &str,
+    new_status: OrderStatus,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     if ids.is_empty() {
@@ -106,7 +106,7 @@ pub async fn set_status(
         .col_expr(order::Column::Status, Expr::value(new_status))
         .col_expr(order::Column::UpdatedAt, Expr::value(now));
     match new_status {
-        status::COMPLETED => {
+        OrderStatus::Completed => {
             update = update
                 .col_expr(order::Column::PaidAt, Expr::value(now))
                 .col_expr(
@@ -114,10 +114,10 @@ pub async fn set_status(
                     Expr::value(Option::<DateTime<Utc>>::None),
                 );
         }
-        status::CANCELLED | status::REFUNDED => {
+        OrderStatus::Cancelled | OrderStatus::Refunded => {
             update = update.col_expr(order::Column::CancelledAt, Expr::value(now));
         }
-        _ => {}
+        OrderStatus::Pending | OrderStatus::Expired => {}
     }
     update
         .filter(order::Column::Id.is_in(ids.iter().copied()))

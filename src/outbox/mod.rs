@@ -3,7 +3,7 @@
 //! change. The [`relay`] delivers them; [`service`] reports on them and re-queues failed ones.
 
 use chrono::Utc;
-use entity::outbox_event;
+use entity::outbox_event::{self, OutboxStatus};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 use serde_json::Value;
 
@@ -14,13 +14,6 @@ pub mod service;
 
 pub const ORDER_COMPLETED: &str = "ORDER_COMPLETED";
 pub const ORDER_REFUNDED: &str = "ORDER_REFUNDED";
-
-/// Event statuses as stored.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const SENT: &str = "SENT";
-    pub const FAILED: &str = "FAILED";
-}
 
 /// An event to write with the change it describes.
 #[derive(Clone, Debug)]
@@ -67,7 +60,7 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
             event_type: Set(event.event_type.to_owned()),
             aggregate_id: Set(event.aggregate_id),
             payload: Set(payload.to_string()),
-            status: Set(status::PENDING.to_owned()),
+            status: Set(OutboxStatus::Pending),
             attempts: Set(0),
             next_attempt_at: Set(now),
             last_error: Set(None),

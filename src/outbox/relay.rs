@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
-use entity::outbox_event;
+use entity::outbox_event::{self, OutboxStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -27,7 +27,6 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{BreakerState, CircuitBreaker};
-use super::status;
 use crate::config::Settings;
 use crate::infra::db::Database;
 use crate::infra::transact::Attempt;
@@ -192,21 +191,25 @@ impl Relay {
         limit: u64,
     ) -> Attempt<Vec<outbox_event::Model>, DbErr> {
         let backend = txn.get_database_backend();
-        let (now, lock) = match backend {
-            DbBackend::Postgres => ("$1", " FOR UPDATE SKIP LOCKED"),
-            DbBackend::MySql => ("?", " FOR UPDATE SKIP LOCKED"),
-            _ => ("?", ""),
+        let ([pending, now, sent], lock) = match backend {
+            DbBackend::Postgres => (["$1", "$2", "$3"], " FOR UPDATE SKIP LOCKED"),
+            DbBackend::MySql => (["?"; 3], " FOR UPDATE SKIP LOCKED"),
+            _ => (["?"; 3], ""),
         };
         let sql = format!(
-            "SELECT * FROM outbox_events o WHERE o.status = 'PENDING' AND o.next_attempt_at <= {now} \
+            "SELECT * FROM outbox_events o WHERE o.status = {pending} AND o.next_attempt_at <= {now} \
              AND NOT EXISTS (SELECT 1 FROM outbox_events e WHERE e.aggregate_id = o.aggregate_id \
-             AND e.id < o.id AND e.status <> 'SENT') ORDER BY o.id LIMIT {limit}{lock}"
+             AND e.id < o.id AND e.status <> {sent}) ORDER BY o.id LIMIT {limit}{lock}"
         );
         let events = outbox_event::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [Utc::now().into()],
+                [
+                    OutboxStatus::Pending.into(),
+                    Utc::now().into(),
+                    OutboxStatus::Sent.into(),
+                ],
             ))
             .all(txn)
             .await?;
@@ -249,7 +252,10 @@ impl Relay {
 
     async fn mark_sent(&self, event: &outbox_event::Model) -> Result<(), DbErr> {
         outbox_event::Entity::update_many()
-            .col_expr(outbox_event::Column::Status, Expr::value(status::SENT))
+            .col_expr(
+                outbox_event::Column::Status,
+                Expr::value(OutboxStatus::Sent),
+            )
             .col_expr(
                 outbox_event::Column::Attempts,
                 Expr::value(event.attempts + 1),
@@ -272,7 +278,10 @@ impl Relay {
         error: &str,
     ) -> Result<(), DbErr> {
         outbox_event::Entity::update_many()
-            .col_expr(outbox_event::Column::Status, Expr::value(status::FAILED))
+            .col_expr(
+                outbox_event::Column::Status,
+                Expr::value(OutboxStatus::Failed),
+            )
             .col_expr(outbox_event::Column::Attempts, Expr::value(attempts))
             .col_expr(outbox_event::Column::LastError, Expr::value(error))
             .filter(outbox_event::Column::Id.eq(event.id))

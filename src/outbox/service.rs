@@ -1,14 +1,13 @@
 //! Outbox reports and operations for administrators.
 
 use chrono::{DateTime, Utc};
-use entity::outbox_event;
+use entity::outbox_event::{self, OutboxStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::relay::{OutboxSignal, SharedBreaker, breaker_state};
-use super::status;
 use crate::infra::db::Database;
 
 #[derive(Clone)]
@@ -44,7 +43,7 @@ impl OutboxService {
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, DbErr> {
-        let count = |wanted: &'static str| {
+        let count = |wanted: OutboxStatus| {
             outbox_event::Entity::find()
                 .filter(outbox_event::Column::Status.eq(wanted))
                 .count(self.db.conn())
@@ -52,7 +51,7 @@ impl OutboxService {
         let oldest_pending_at = outbox_event::Entity::find()
             .select_only()
             .column(outbox_event::Column::CreatedAt)
-            .filter(outbox_event::Column::Status.eq(status::PENDING))
+            .filter(outbox_event::Column::Status.eq(OutboxStatus::Pending))
             .order_by_asc(outbox_event::Column::Id)
             .into_tuple::<DateTime<Utc>>()
             .one(self.db.conn())
@@ -62,9 +61,9 @@ impl OutboxService {
             None => "DISABLED",
         };
         Ok(OutboxStats {
-            pending: count(status::PENDING).await?,
-            failed: count(status::FAILED).await?,
-            sent: count(status::SENT).await?,
+            pending: count(OutboxStatus::Pending).await?,
+            failed: count(OutboxStatus::Failed).await?,
+            sent: count(OutboxStatus::Sent).await?,
             oldest_pending_at,
             circuit_state,
         })
@@ -73,10 +72,13 @@ impl OutboxService {
     /// Puts every FAILED event back in the queue, due now; returns how many.
     pub async fn retry_failed(&self) -> Result<u64, DbErr> {
         let requeued = outbox_event::Entity::update_many()
-            .col_expr(outbox_event::Column::Status, Expr::value(status::PENDING))
+            .col_expr(
+                outbox_event::Column::Status,
+                Expr::value(OutboxStatus::Pending),
+            )
             .col_expr(outbox_event::Column::Attempts, Expr::value(0))
             .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(Utc::now()))
-            .filter(outbox_event::Column::Status.eq(status::FAILED))
+            .filter(outbox_event::Column::Status.eq(OutboxStatus::Failed))
             .exec(self.db.conn())
             .await?
             .rows_affected;

@@ -1,13 +1,18 @@
 //! Coupons: the seeds' scenarios 2 and 5, the 1,000-way races, one coupon per user, a coupon
-//! never used twice, Redis losing its keys mid-event, and every refusal.
+//! never used twice, Redis losing its keys mid-event, every refusal, coupons of any event in
+//! `me` and on orders (in a constant number of queries), and stored values no status names.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use entity::coupon_event::{self, DiscountType};
 use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, items, on_every_backend, on_every_backend_with};
+use crate::harness::{
+    TestServer, error_code, id_of, items, on_every_backend, on_every_backend_with,
+};
 
 const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) {
   coupon { id status discountType discountValue expiresAt event { id name remaining } }
@@ -489,5 +494,170 @@ async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
             assert_eq!(server.balance(user).await, 500_000);
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_of_the_501st_event_is_listed() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("late collector").await;
+        // 500 past events first, stored directly: the API would take long to make them
+        let now = Utc::now();
+        let day = chrono::Duration::days(1);
+        let past = (0..500).map(|i| coupon_event::ActiveModel {
+            name: Set(format!("past event {i}")),
+            discount_type: Set(DiscountType::Fixed),
+            discount_value: Set(1_000),
+            total_quantity: Set(10),
+            issued_quantity: Set(0),
+            starts_at: Set(now - day * 2),
+            ends_at: Set(Some(now - day)),
+            valid_days: Set(Some(30)),
+            valid_until: Set(None),
+            min_order_amount: Set(0),
+            created_at: Set(now - day * 2),
+            ..Default::default()
+        });
+        coupon_event::Entity::insert_many(past)
+            .exec_without_returning(server.database().conn())
+            .await
+            .unwrap();
+        let latest = server.coupon_event("the 501st", "PERCENT", 10, 10, json!({})).await;
+        let all = server.anonymous().data("{ couponEvents(activeOnly: false) { id } }", json!({})).await;
+        assert_eq!(all["couponEvents"].as_array().map(Vec::len), Some(500), "events are listed 500 at most");
+        assert!(all["couponEvents"].as_array().unwrap().iter().all(|e| id_of(&e["id"]) < latest), "the new one is the 501st");
+
+        let coupon = issue(&server, user, latest).await["coupon"]["id"].clone();
+        let mine = server.user(user).data("{ me { coupons { id status event { id name } } } }", json!({})).await;
+        assert_eq!(
+            mine["me"]["coupons"],
+            json!([{ "id": coupon, "status": "AVAILABLE", "event": { "id": latest.to_string(), "name": "the 501st" } }]),
+            "[{}]",
+            server.backend
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_orders_with_their_coupons_costs_a_constant_number_of_queries() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("coupon collector").await;
+        let product = server.create_product("키보드", "키보드", 10_000, 1_000).await;
+        server.charge(user, 1_000_000).await;
+        let list = "query($first: Int!) { me { orders(first: $first) { edges { node { id coupon { id status discountValue event { id name } } } } } } }";
+        let mut placed = 0;
+        let mut cost = vec![];
+        for count in [5, 20] {
+            // every order with a coupon of its own event
+            while placed < count {
+                let fixed = server.coupon_event(&format!("{placed} off"), "FIXED", 100 + placed, 1, json!({})).await;
+                let coupon = issue(&server, user, fixed).await["coupon"]["id"].clone();
+                let order = server.user(user).data(PLACE, json!({ "items": items(&[(product, 1)]), "coupon": coupon })).await["placeOrder"].clone();
+                assert_eq!(order["userErrors"], json!([]));
+                placed += 1;
+            }
+            // the cheapest of three listings: the server's background workers (expiry sweep,
+            // ranking refresh) may run a statement during one of them
+            let mut cheapest = u64::MAX;
+            let mut data = Value::Null;
+            for _ in 0..3 {
+                let before = server.statements_executed();
+                data = server.user(user).data(list, json!({ "first": count })).await;
+                cheapest = cheapest.min(server.statements_executed() - before);
+            }
+            cost.push(cheapest);
+            let edges = data["me"]["orders"]["edges"].as_array().unwrap();
+            assert_eq!(edges.len() as i64, count);
+            for edge in edges {
+                let coupon = &edge["node"]["coupon"];
+                assert_eq!(coupon["status"], json!("USED"), "{edge}");
+                assert_eq!(coupon["event"]["name"], json!(format!("{} off", coupon["discountValue"].as_i64().unwrap() - 100)));
+            }
+        }
+        eprintln!("[{}] statements to list 5 and 20 orders with coupons: {cost:?}", server.backend);
+        assert_eq!(cost[0], cost[1], "listing 20 orders with coupons costs as many statements as 5");
+        assert!(cost[1] <= 8, "{cost:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_the_server_never_writes_is_an_error_not_a_guess() {
+    on_every_backend(|server| async move {
+        let user = server.create_user("curious").await;
+        let product = server.create_product("키보드", "키보드", 10_000, 10).await;
+        server.charge(user, 100_000).await;
+        let ten = server
+            .coupon_event("10%", "PERCENT", 10, 10, json!({}))
+            .await;
+        let coupon = issue(&server, user, ten).await["coupon"]["id"].clone();
+        let order = server
+            .user(user)
+            .data(
+                PLACE,
+                json!({ "items": items(&[(product, 1)]), "coupon": coupon }),
+            )
+            .await["placeOrder"]["order"]["id"]
+            .clone();
+        let (order_id, coupon_id) = (id_of(&order), id_of(&coupon));
+
+        // each read works, then fails cleanly once a value no status names is stored
+        let reads = [
+            (
+                "payments",
+                "status = 'PARTIAL'",
+                format!("order_id = {order_id}"),
+                "query($id: ID!) { order(id: $id) { payment { status } } }",
+            ),
+            (
+                "orders",
+                "status = 'SHIPPED'",
+                format!("id = {order_id}"),
+                "query($id: ID!) { order(id: $id) { id status } }",
+            ),
+            (
+                "user_coupons",
+                "status = 'LOST'",
+                format!("id = {coupon_id}"),
+                "{ me { coupons { id status } } }",
+            ),
+            (
+                "coupon_events",
+                "discount_type = 'BOGO'",
+                format!("id = {ten}"),
+                "{ couponEvents(activeOnly: false) { id discountType } }",
+            ),
+            (
+                "balance_ledger",
+                "kind = 'GIFT'",
+                format!("user_id = {user}"),
+                "{ me { balanceHistory { edges { node { kind } } } } }",
+            ),
+        ];
+        for (table, set, filter, query) in reads {
+            let before = server.user(user).post(query, json!({ "id": order })).await;
+            assert!(before.get("errors").is_none(), "{query}: {before}");
+            let corrupt = format!("UPDATE {table} SET {set} WHERE {filter}");
+            server
+                .database()
+                .conn()
+                .execute_unprepared(&corrupt)
+                .await
+                .unwrap();
+            let after = server.user(user).post(query, json!({ "id": order })).await;
+            assert_eq!(
+                error_code(&after),
+                "INTERNAL_SERVER_ERROR",
+                "[{}] {corrupt}: {after}",
+                server.backend
+            );
+            let value = set.split('\'').nth(1).unwrap();
+            assert!(
+                !after.to_string().contains(value),
+                "no detail leaks: {after}"
+            );
+        }
+    })
     .await;
 }

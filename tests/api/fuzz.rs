@@ -15,7 +15,7 @@ use std::time::Duration;
 use commerce::config::Settings;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{ActiveEnum, EntityTrait, QueryOrder};
 use serde_json::{Map, Value, json};
 
 use crate::harness::{FreshDatabase, ServerProcess, TestServer, backends, id_of};
@@ -542,8 +542,8 @@ async fn digest(db: &sea_orm::DatabaseConnection) -> Value {
         "balances": balances.iter().map(|b| (b.user_id, b.amount)).collect::<Vec<_>>(),
         "ledger": ledger.len(),
         "stock": products.iter().map(|p| (p.id, p.stock)).collect::<Vec<_>>(),
-        "orders": orders.iter().map(|o| (o.id, o.status.clone())).collect::<Vec<_>>(),
-        "coupons": coupons.iter().map(|c| (c.id, c.status.clone())).collect::<Vec<_>>(),
+        "orders": orders.iter().map(|o| (o.id, o.status.to_value())).collect::<Vec<_>>(),
+        "coupons": coupons.iter().map(|c| (c.id, c.status.to_value())).collect::<Vec<_>>(),
         "issued": events.iter().map(|e| (e.id, e.issued_quantity)).collect::<Vec<_>>(),
         "users": users.len(),
         "keys": keys.len(),

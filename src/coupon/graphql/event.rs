@@ -5,7 +5,6 @@ use async_graphql::{Enum, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::coupon_event;
 
-use crate::coupon::model::PERCENT;
 use crate::graphql::scalars::Won;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
@@ -14,6 +13,24 @@ pub enum DiscountType {
     Percent,
     /// `discountValue` won off the order (never below zero).
     Fixed,
+}
+
+impl From<coupon_event::DiscountType> for DiscountType {
+    fn from(kind: coupon_event::DiscountType) -> Self {
+        match kind {
+            coupon_event::DiscountType::Percent => DiscountType::Percent,
+            coupon_event::DiscountType::Fixed => DiscountType::Fixed,
+        }
+    }
+}
+
+impl From<DiscountType> for coupon_event::DiscountType {
+    fn from(kind: DiscountType) -> Self {
+        match kind {
+            DiscountType::Percent => coupon_event::DiscountType::Percent,
+            DiscountType::Fixed => coupon_event::DiscountType::Fixed,
+        }
+    }
 }
 
 /// A first-come-first-served coupon event.
@@ -45,11 +62,7 @@ impl From<coupon_event::Model> for CouponEvent {
         Self {
             id: ID(row.id.to_string()),
             name: row.name,
-            discount_type: if row.discount_type == PERCENT {
-                DiscountType::Percent
-            } else {
-                DiscountType::Fixed
-            },
+            discount_type: row.discount_type.into(),
             discount_value: Won(row.discount_value),
             total_quantity: i32::try_from(row.total_quantity).unwrap_or(i32::MAX),
             issued_quantity: i32::try_from(row.issued_quantity).unwrap_or(i32::MAX),

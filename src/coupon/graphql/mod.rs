@@ -1,15 +1,13 @@
 //! GraphQL surface of coupons: `couponEvents`, `couponEvent`, `issueCoupon`, admin
 //! `createCouponEvent`, and the `Coupon` / `CouponEvent` types.
 
-use std::collections::HashMap;
-
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 
 pub mod event;
 
-use super::model::{CouponError, FIXED, PERCENT};
+use super::model::CouponError;
 use super::service::{NewCouponEvent, visible_status};
 use crate::coupon::service::CouponService;
 use crate::error::{AppError, InvalidInput};
@@ -28,13 +26,13 @@ pub enum CouponStatus {
     Expired,
 }
 
-impl CouponStatus {
-    fn parse(value: &str) -> Self {
-        match value {
-            "RESERVED" => CouponStatus::Reserved,
-            "USED" => CouponStatus::Used,
-            "EXPIRED" => CouponStatus::Expired,
-            _ => CouponStatus::Available,
+impl From<user_coupon::CouponStatus> for CouponStatus {
+    fn from(status: user_coupon::CouponStatus) -> Self {
+        match status {
+            user_coupon::CouponStatus::Available => CouponStatus::Available,
+            user_coupon::CouponStatus::Reserved => CouponStatus::Reserved,
+            user_coupon::CouponStatus::Used => CouponStatus::Used,
+            user_coupon::CouponStatus::Expired => CouponStatus::Expired,
         }
     }
 }
@@ -59,7 +57,7 @@ impl Coupon {
         let event = CouponEvent::from(event);
         Self {
             id: ID(row.id.to_string()),
-            status: CouponStatus::parse(visible_status(&row, Utc::now())),
+            status: visible_status(&row, Utc::now()).into(),
             discount_type: event.discount_type,
             discount_value: event.discount_value,
             issued_at: row.issued_at,
@@ -78,29 +76,11 @@ pub async fn coupons_of(
     status: Option<CouponStatus>,
 ) -> Result<Vec<Coupon>, AppError> {
     let coupons = service.coupons_of(user_id).await?;
-    let mut events: HashMap<i64, coupon_event::Model> = HashMap::new();
-    for event in service.events(false).await? {
-        events.insert(event.id, event);
-    }
     Ok(coupons
         .into_iter()
-        .filter_map(|c| {
-            let event = events.get(&c.event_id)?.clone();
-            Some(Coupon::new(c, event))
-        })
+        .map(|(coupon, event)| Coupon::new(coupon, event))
         .filter(|c| status.is_none_or(|s| c.status == s))
         .collect())
-}
-
-/// One coupon with its event.
-pub async fn coupon(service: &CouponService, id: i64) -> Result<Option<Coupon>, AppError> {
-    let Some(row) = service.coupon(id).await? else {
-        return Ok(None);
-    };
-    Ok(service
-        .event(row.event_id)
-        .await?
-        .map(|event| Coupon::new(row, event)))
 }
 
 #[derive(Default)]
@@ -245,10 +225,7 @@ impl CouponMutation {
         viewer(ctx).require_admin()?;
         let new = NewCouponEvent {
             name: input.name,
-            discount_type: match input.discount_type {
-                DiscountType::Percent => PERCENT,
-                DiscountType::Fixed => FIXED,
-            },
+            discount_type: input.discount_type.into(),
             discount_value: input.discount_value.0,
             total_quantity: i64::from(input.total_quantity),
             starts_at: input.starts_at,

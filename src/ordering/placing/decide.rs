@@ -7,14 +7,16 @@ use chrono::{DateTime, Utc};
 
 use super::write::placeholder;
 use super::{Answer, Command, Effects, NewOrder, OrderReceipt, StoredKeys, Working};
-use crate::balance::accounts::{LedgerKind, Movement};
-use crate::coupon::model::status as coupon_status;
+use crate::balance::accounts::Movement;
 use crate::coupon::redemption::{self};
 use crate::error::CommonError;
 use crate::infra::idempotency::Lookup;
 use crate::ordering::event::PricedLine;
-use crate::ordering::model::{LineProblem, OrderError, Payment, status};
+use crate::ordering::model::{LineProblem, OrderError, Payment};
 use crate::ordering::request::OrderRequest;
+use entity::balance_ledger::LedgerKind;
+use entity::order::OrderStatus;
+use entity::user_coupon::CouponStatus;
 
 /// The answer of a command whose key was used before (in the database, or earlier in the batch).
 pub(super) fn replayed(
@@ -108,10 +110,9 @@ pub(super) fn place(
         .and_then(|id| working.coupons.get_mut(&id))
     {
         coupon.coupon.status = match payment {
-            Payment::Now => coupon_status::USED,
-            Payment::Later => coupon_status::RESERVED,
-        }
-        .to_owned();
+            Payment::Now => CouponStatus::Used,
+            Payment::Later => CouponStatus::Reserved,
+        };
     }
     if payment == Payment::Now {
         debit(working, effects, index, user_id, total, None);
@@ -140,7 +141,7 @@ pub(super) fn pay(
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
     let order = working.orders[&order_id].clone();
-    if order.status != status::PENDING {
+    if order.status != OrderStatus::Pending {
         return Err(OrderError::InvalidState {
             action: "pay",
             status: order.status,
@@ -155,14 +156,14 @@ pub(super) fn pay(
         if let Some(coupon_id) = order.user_coupon_id {
             effects.released.push(coupon_id);
             if let Some(coupon) = working.coupons.get_mut(&coupon_id) {
-                coupon.coupon.status = coupon_status::AVAILABLE.to_owned();
+                coupon.coupon.status = CouponStatus::Available;
             }
         }
         effects.expired.push(order_id);
-        set_status(working, order_id, status::EXPIRED);
+        set_status(working, order_id, OrderStatus::Expired);
         return Err(OrderError::InvalidState {
             action: "pay",
-            status: status::EXPIRED.to_owned(),
+            status: OrderStatus::Expired,
         });
     }
     let balance = *working
@@ -179,7 +180,7 @@ pub(super) fn pay(
         .user_coupon_id
         .and_then(|id| working.coupons.get_mut(&id))
     {
-        coupon.coupon.status = coupon_status::USED.to_owned();
+        coupon.coupon.status = CouponStatus::Used;
     }
     debit(
         working,
@@ -190,13 +191,13 @@ pub(super) fn pay(
         Some(order_id),
     );
     effects.paid.push(order_id);
-    set_status(working, order_id, status::COMPLETED);
+    set_status(working, order_id, OrderStatus::Completed);
     Ok(Answer::Order(order_id))
 }
 
-fn set_status(working: &mut Working, order_id: i64, new_status: &str) {
+fn set_status(working: &mut Working, order_id: i64, new_status: OrderStatus) {
     if let Some(order) = working.orders.get_mut(&order_id) {
-        order.status = new_status.to_owned();
+        order.status = new_status;
     }
 }
 

@@ -15,10 +15,12 @@ use crate::coupon::redemption::{self, Hold};
 use crate::infra::db::AttemptError;
 use crate::infra::idempotency::{self, IdempotentRequest};
 use crate::ordering::event::{PricedLine, order_event};
-use crate::ordering::model::{OrderSettings, Payment, status};
+use crate::ordering::model::{OrderSettings, Payment};
 use crate::ordering::rows;
 use crate::outbox::{self, NewEvent};
 use crate::ranking::sales::{self, Sale};
+use entity::order::OrderStatus;
+use entity::payment::PaymentStatus;
 
 /// Rows per multi-row insert (well below every database's limit on bound parameters).
 const ROWS_PER_INSERT: usize = 1_000;
@@ -63,8 +65,8 @@ pub(super) async fn write(
             .exec_without_returning(conn)
             .await?;
     }
-    rows::set_status(conn, &effects.paid, status::COMPLETED, now).await?;
-    rows::set_status(conn, &effects.expired, status::EXPIRED, now).await?;
+    rows::set_status(conn, &effects.paid, OrderStatus::Completed, now).await?;
+    rows::set_status(conn, &effects.expired, OrderStatus::Expired, now).await?;
     stock::change(conn, &effects.stock, now).await?;
 
     let mut holds: Vec<(i64, Hold)> = effects
@@ -120,12 +122,12 @@ async fn insert_orders(
         .iter()
         .map(|(_, new)| {
             let (initial_status, expires_at, paid_at) = match new.payment {
-                Payment::Now => (status::COMPLETED, None, Some(now)),
-                Payment::Later => (status::PENDING, Some(now + settings.pending_ttl), None),
+                Payment::Now => (OrderStatus::Completed, None, Some(now)),
+                Payment::Later => (OrderStatus::Pending, Some(now + settings.pending_ttl), None),
             };
             order::ActiveModel {
                 user_id: Set(new.user_id),
-                status: Set(initial_status.to_owned()),
+                status: Set(initial_status),
                 subtotal: Set(new.subtotal),
                 discount: Set(new.discount),
                 total: Set(new.total),
@@ -190,7 +192,7 @@ pub(super) async fn record_payments(
             order_id: Set(order.id),
             user_id: Set(order.user_id),
             amount: Set(order.total),
-            status: Set("SUCCESS".to_owned()),
+            status: Set(PaymentStatus::Success),
             paid_at: Set(now),
             refunded_at: Set(None),
             ..Default::default()
