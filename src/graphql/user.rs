@@ -1,5 +1,5 @@
-//! The `User` type and `me`: the viewer's own data across domains (balance and its history now;
-//! orders and coupons join as their domains land).
+//! The `User` type and `me`: the viewer's own data across domains (balance and its history,
+//! orders, coupons).
 
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
@@ -23,7 +23,8 @@ use crate::users::service::UserService;
 pub struct User {
     id: i64,
     name: String,
-    role: Role,
+    /// As stored: an unknown one is an error when asked for, never a guess.
+    role: String,
     created_at: DateTime<Utc>,
 }
 
@@ -32,7 +33,7 @@ impl From<user::Model> for User {
         Self {
             id: row.id,
             name: row.name,
-            role: Role::parse(&row.role).unwrap_or(Role::Customer),
+            role: row.role,
             created_at: row.created_at,
         }
     }
@@ -48,8 +49,15 @@ impl User {
         &self.name
     }
 
-    async fn role(&self) -> Role {
-        self.role
+    async fn role(&self) -> async_graphql::Result<Role> {
+        Role::parse(&self.role).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "user {} has the unknown role {:?}",
+                self.id,
+                self.role
+            ))
+            .into()
+        })
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -634,6 +634,12 @@ async fn a_status_the_server_never_writes_is_an_error_not_a_guess() {
                 format!("user_id = {user}"),
                 "{ me { balanceHistory { edges { node { kind } } } } }",
             ),
+            (
+                "users",
+                "role = 'OWNER'",
+                format!("id = {user}"),
+                "{ me { id role } }",
+            ),
         ];
         for (table, set, filter, query) in reads {
             let before = server.user(user).post(query, json!({ "id": order })).await;
