@@ -8,8 +8,8 @@ use entity::coupon_event::{self, DiscountType};
 use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set,
 };
 
 use super::gate::{CouponGate, EventSnapshot, Settlement, Verdict};
@@ -151,15 +151,22 @@ impl CouponService {
         query.limit(500).all(self.db.conn()).await
     }
 
-    /// A user's coupons with their events, newest first.
-    pub async fn coupons_of(&self, user_id: i64) -> Result<Vec<CouponOfEvent>, DbErr> {
-        self.with_events(
-            user_coupon::Entity::find()
-                .filter(user_coupon::Column::UserId.eq(user_id))
-                .order_by_desc(user_coupon::Column::Id)
-                .limit(500),
-        )
-        .await
+    /// A user's coupons with their events, newest first (at most 500), optionally only those
+    /// whose status as shown ([`visible_status`]) is `status`: chosen in the database, so no
+    /// coupon of that status hides behind 500 newer ones of another.
+    pub async fn coupons_of(
+        &self,
+        user_id: i64,
+        status: Option<CouponStatus>,
+    ) -> Result<Vec<CouponOfEvent>, DbErr> {
+        let mut query = user_coupon::Entity::find()
+            .filter(user_coupon::Column::UserId.eq(user_id))
+            .order_by_desc(user_coupon::Column::Id)
+            .limit(500);
+        if let Some(status) = status {
+            query = query.filter(shown_as(status, Utc::now()));
+        }
+        self.with_events(query).await
     }
 
     /// Coupons with their events, by coupon id (one query, for the DataLoader).
@@ -264,5 +271,22 @@ pub fn visible_status(coupon: &user_coupon::Model, now: DateTime<Utc>) -> Coupon
         CouponStatus::Expired
     } else {
         coupon.status
+    }
+}
+
+/// The condition under which a coupon row shows as `status` at `now` (as [`visible_status`]).
+fn shown_as(status: CouponStatus, now: DateTime<Utc>) -> Condition {
+    let stored = |s: CouponStatus| user_coupon::Column::Status.eq(s);
+    let available = stored(CouponStatus::Available);
+    match status {
+        CouponStatus::Available => Condition::all()
+            .add(available)
+            .add(user_coupon::Column::ExpiresAt.gt(now)),
+        CouponStatus::Expired => Condition::any().add(stored(CouponStatus::Expired)).add(
+            Condition::all()
+                .add(available)
+                .add(user_coupon::Column::ExpiresAt.lte(now)),
+        ),
+        CouponStatus::Reserved | CouponStatus::Used => Condition::all().add(stored(status)),
     }
 }

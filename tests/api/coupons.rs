@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use entity::coupon_event::{self, DiscountType};
+use entity::user_coupon::{self, CouponStatus};
 use futures_util::future::join_all;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use crate::harness::{
@@ -535,6 +536,33 @@ async fn a_coupon_of_the_501st_event_is_listed() {
             "[{}]",
             server.backend
         );
+
+        // then 500 used coupons, newer than it, of the past events: asked for by status, the
+        // available one is still found (the status is chosen in the database, not after a cap)
+        let past_events = coupon_event::Entity::find()
+            .filter(coupon_event::Column::Id.ne(latest))
+            .all(server.database().conn())
+            .await
+            .unwrap();
+        assert_eq!(past_events.len(), 500);
+        let used = past_events.iter().map(|event| user_coupon::ActiveModel {
+            event_id: Set(event.id),
+            user_id: Set(user),
+            status: Set(CouponStatus::Used),
+            issued_at: Set(now - day),
+            expires_at: Set(now + day * 30),
+            order_id: Set(None),
+            used_at: Set(Some(now - day)),
+            ..Default::default()
+        });
+        user_coupon::Entity::insert_many(used)
+            .exec_without_returning(server.database().conn())
+            .await
+            .unwrap();
+        let available = server.user(user).data("{ me { coupons(status: AVAILABLE) { id } } }", json!({})).await;
+        assert_eq!(available["me"]["coupons"], json!([{ "id": coupon }]), "[{}]", server.backend);
+        let used = server.user(user).data("{ me { coupons(status: USED) { id } } }", json!({})).await;
+        assert_eq!(used["me"]["coupons"].as_array().map(Vec::len), Some(500), "[{}]", server.backend);
     })
     .await;
 }

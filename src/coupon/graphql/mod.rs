@@ -37,6 +37,17 @@ impl From<user_coupon::CouponStatus> for CouponStatus {
     }
 }
 
+impl From<CouponStatus> for user_coupon::CouponStatus {
+    fn from(status: CouponStatus) -> Self {
+        match status {
+            CouponStatus::Available => user_coupon::CouponStatus::Available,
+            CouponStatus::Reserved => user_coupon::CouponStatus::Reserved,
+            CouponStatus::Used => user_coupon::CouponStatus::Used,
+            CouponStatus::Expired => user_coupon::CouponStatus::Expired,
+        }
+    }
+}
+
 /// A coupon issued to the viewer.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct Coupon {
@@ -75,7 +86,7 @@ pub async fn coupons_of(
     user_id: i64,
     status: Option<CouponStatus>,
 ) -> Result<Vec<Coupon>, AppError> {
-    let coupons = service.coupons_of(user_id).await?;
+    let coupons = service.coupons_of(user_id, status.map(Into::into)).await?;
     Ok(coupons
         .into_iter()
         .map(|(coupon, event)| Coupon::new(coupon, event))
