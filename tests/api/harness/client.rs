@@ -28,6 +28,19 @@ impl TestServer {
         }
     }
 
+    /// The data of `query` as `user`, with the fewest database statements one of three runs
+    /// cost: a background worker (expiry sweep, ranking refresh) may run a statement during one.
+    pub async fn cheapest_query(&self, user: i64, query: &str, variables: Value) -> (u64, Value) {
+        let mut cheapest = u64::MAX;
+        let mut data = Value::Null;
+        for _ in 0..3 {
+            let before = self.statements_executed();
+            data = self.user(user).data(query, variables.clone()).await;
+            cheapest = cheapest.min(self.statements_executed() - before);
+        }
+        (cheapest, data)
+    }
+
     /// GETs a path of the server (`/healthz`, `/readyz`, `/metrics`), which must answer.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
