@@ -71,6 +71,14 @@ impl Application {
         if settings.is_embedded_default() && crate::seed::seed_demo(&db).await? {
             tracing::info!("seeded the embedded database with the demo data");
         }
+        // keys, scripts and channels of this database only, whatever prefix another shares
+        let namespace = format!(
+            "{}{}:",
+            settings.redis_key_prefix,
+            db.installation_id()
+                .await
+                .context("cannot read the installation id")?
+        );
         let redis = match &settings.redis_url {
             Some(url) => Some(
                 crate::infra::redis::connect(url)
@@ -84,15 +92,13 @@ impl Application {
         let bus = match &settings.redis_url {
             Some(url) => EventBus::redis(
                 redis::Client::open(url.as_str())?,
-                format!("{}events", settings.redis_key_prefix),
+                format!("{namespace}events"),
                 EVENT_BUFFER,
                 shutdown.clone(),
             ),
             None => EventBus::in_process(EVENT_BUFFER),
         };
-        let shared_cache = redis
-            .clone()
-            .map(|conn| (conn, settings.redis_key_prefix.clone()));
+        let shared_cache = redis.clone().map(|conn| (conn, namespace.clone()));
         let ranking = RankingService::new(
             db.clone(),
             settings.time_zone,
@@ -141,7 +147,7 @@ impl Application {
             shutdown.clone(),
         ));
         let gate = match &redis {
-            Some(conn) => CouponGate::redis(conn.clone(), &settings.redis_key_prefix),
+            Some(conn) => CouponGate::redis(conn.clone(), &namespace),
             None => CouponGate::in_process(),
         };
         let state = AppState {
@@ -172,12 +178,7 @@ impl Application {
             },
         );
         let connections = TaskTracker::new();
-        let documents = Documents::new(
-            state
-                .redis
-                .clone()
-                .map(|conn| (conn, settings.redis_key_prefix.clone())),
-        );
+        let documents = Documents::new(state.redis.clone().map(|conn| (conn, namespace.clone())));
         let http_state = HttpState {
             schema,
             app: state,

@@ -9,6 +9,7 @@ pub mod balance;
 pub mod balance_ledger;
 pub mod coupon_event;
 pub mod idempotency_key;
+pub mod installation;
 pub mod order;
 pub mod order_item;
 pub mod outbox_event;

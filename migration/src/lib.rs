@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_foundation;
 mod m20261121_000002_orders;
 mod m20261121_000003_coupons;
+mod m20261202_000004_installation;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_foundation::Migration),
             Box::new(m20261121_000002_orders::Migration),
             Box::new(m20261121_000003_coupons::Migration),
+            Box::new(m20261202_000004_installation::Migration),
         ]
     }
 }

@@ -2,17 +2,27 @@
 //! workers, on every instance.
 //!
 //! Without Redis it is a tokio broadcast channel. With Redis, events are PUBLISHed on one channel
-//! (by a background publisher, so publishing never waits) and every instance, the publisher
-//! included, receives them through its own SUBSCRIBE connection and re-broadcasts them locally.
+//! and every instance, the publisher included, receives them through its own SUBSCRIBE connection
+//! and re-broadcasts them locally. Publishing never waits and never drops: an event is put into a
+//! pending set where a newer event of the same subject replaces an older one (the latest stock
+//! per product, the latest ranking per period), and one publisher task sends everything pending
+//! in one pipeline, again and again. While a pipeline is in flight new events collect, so under
+//! load each product's change goes out once per round trip, and the pending set never holds more
+//! than one event per product. If Redis fails, what was pending is delivered here and kept for
+//! Redis, newer values still replacing older ones, until it answers again.
+//!
 //! Pub/sub loses what is sent while a subscriber is disconnected: after every reconnection the
 //! bus emits [`DomainEvent::Resync`] so receivers can reload what they show. A slow receiver
 //! only loses its own oldest events (it sees `Lagged`); it never slows a publisher.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 /// Events that subscriptions and workers listen to.
@@ -27,11 +37,64 @@ pub enum DomainEvent {
     Resync,
 }
 
+impl DomainEvent {
+    /// What the event is about: of two pending events with one subject, only the newer is sent.
+    fn subject(&self) -> Subject {
+        match self {
+            Self::StockChanged { product_id, .. } => Subject::Stock(*product_id),
+            Self::RankingUpdated { days } => Subject::Ranking(*days),
+            Self::Resync => Subject::Resync,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Subject {
+    Stock(i64),
+    Ranking(u32),
+    Resync,
+}
+
+/// Events waiting for the Redis publisher, at most one per subject.
+#[derive(Debug, Default)]
+struct Pending {
+    events: Mutex<BTreeMap<Subject, DomainEvent>>,
+    ready: Notify,
+}
+
+impl Pending {
+    fn put(&self, event: DomainEvent) {
+        let replaced = lock(&self.events).insert(event.subject(), event);
+        if replaced.is_some() {
+            metrics::counter!("commerce_events_coalesced_total").increment(1);
+        }
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> BTreeMap<Subject, DomainEvent> {
+        std::mem::take(&mut *lock(&self.events))
+    }
+
+    /// Puts back what could not be sent, unless something newer arrived meanwhile.
+    fn put_back(&self, unsent: BTreeMap<Subject, DomainEvent>) {
+        let mut events = lock(&self.events);
+        for (subject, event) in unsent {
+            events.entry(subject).or_insert(event);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[derive(Clone, Debug)]
 pub struct EventBus {
     local: broadcast::Sender<DomainEvent>,
-    /// To the Redis publisher task, when Redis is configured.
-    outgoing: Option<mpsc::Sender<DomainEvent>>,
+    /// For the Redis publisher task, when Redis is configured.
+    outgoing: Option<Arc<Pending>>,
 }
 
 impl EventBus {
@@ -51,13 +114,17 @@ impl EventBus {
         capacity: usize,
         shutdown: CancellationToken,
     ) -> Self {
+        metrics::counter!("commerce_events_published_total").absolute(0);
+        metrics::counter!("commerce_events_coalesced_total").absolute(0);
+        metrics::counter!("commerce_event_bus_redis_failures_total").absolute(0);
         let (local, _) = broadcast::channel(capacity);
-        let (outgoing, pending) = mpsc::channel(capacity);
+        let outgoing = Arc::new(Pending::default());
         tokio::spawn(publish_loop(
             client.clone(),
             channel.clone(),
-            pending,
+            outgoing.clone(),
             local.clone(),
+            shutdown.clone(),
         ));
         tokio::spawn(subscribe_loop(client, channel, local.clone(), shutdown));
         Self {
@@ -72,13 +139,7 @@ impl EventBus {
             None => {
                 let _ = self.local.send(event);
             }
-            Some(outgoing) => {
-                if let Err(err) = outgoing.try_send(event) {
-                    // the publisher is far behind or gone: deliver here at least
-                    tracing::warn!("event bus: Redis publisher saturated; delivering locally only");
-                    let _ = self.local.send(err.into_inner());
-                }
-            }
+            Some(outgoing) => outgoing.put(event),
         }
     }
 
@@ -87,33 +148,112 @@ impl EventBus {
     }
 }
 
+/// Sends what is pending, one pipeline at a time, until shutdown (then once more).
 async fn publish_loop(
     client: redis::Client,
     channel: String,
-    mut pending: mpsc::Receiver<DomainEvent>,
+    pending: Arc<Pending>,
     local: broadcast::Sender<DomainEvent>,
+    shutdown: CancellationToken,
 ) {
+    // no response timeout: a slow Redis makes events collect (and coalesce) here, while a PUBLISH
+    // given up on by the client could still run later, after a newer one
+    let config = ConnectionManagerConfig::new().set_response_timeout(None);
     let mut conn = None;
-    while let Some(event) = pending.recv().await {
-        let payload = serde_json::to_string(&event).unwrap_or_default();
-        if conn.is_none() {
-            conn = redis::aio::ConnectionManager::new(client.clone())
-                .await
-                .ok();
-        }
-        let sent = match conn.as_mut() {
-            Some(conn) => redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&payload)
-                .query_async::<i64>(conn)
-                .await
-                .is_ok(),
-            None => false,
+    let mut delay = RETRY_FIRST;
+    let mut failures_logged = Throttle::new(LOG_INTERVAL);
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = pending.ready.notified() => false,
         };
-        if !sent {
-            // Redis is down: this instance's subscribers still get it
-            let _ = local.send(event);
+        let batch = pending.take();
+        if !batch.is_empty() {
+            let sent = match publish_all(&client, &config, &mut conn, &channel, &batch).await {
+                Ok(()) => {
+                    metrics::counter!("commerce_events_published_total")
+                        .increment(batch.len() as u64);
+                    delay = RETRY_FIRST;
+                    true
+                }
+                Err(err) => {
+                    conn = None;
+                    metrics::counter!("commerce_event_bus_redis_failures_total").increment(1);
+                    if failures_logged.ready() {
+                        tracing::warn!(%err, "event bus: cannot publish to Redis; delivering here and retrying");
+                    }
+                    false
+                }
+            };
+            if !sent {
+                // this instance's receivers get it now; the others once Redis answers
+                for event in batch.values() {
+                    let _ = local.send(event.clone());
+                }
+                pending.put_back(batch);
+                pending.ready.notify_one();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_LAST);
+            }
         }
+        if stopping {
+            return;
+        }
+    }
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_LAST: Duration = Duration::from_secs(5);
+/// At most one warning per this interval for a failure that repeats.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn publish_all(
+    client: &redis::Client,
+    config: &ConnectionManagerConfig,
+    conn: &mut Option<ConnectionManager>,
+    channel: &str,
+    batch: &BTreeMap<Subject, DomainEvent>,
+) -> Result<(), redis::RedisError> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => {
+            conn.insert(ConnectionManager::new_with_config(client.clone(), config.clone()).await?)
+        }
+    };
+    let mut pipeline = redis::pipe();
+    for event in batch.values() {
+        let payload = serde_json::to_string(event).expect("events serialize");
+        pipeline.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+    }
+    pipeline.query_async::<()>(conn).await
+}
+
+/// Says yes at most once per interval: for warnings about a condition that persists.
+struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        let now = Instant::now();
+        let ready = self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if ready {
+            self.last = Some(now);
+        }
+        ready
     }
 }
 

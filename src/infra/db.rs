@@ -191,6 +191,17 @@ impl Database {
         Migrator::up(&self.conn, None).await
     }
 
+    /// The id that names this database for good (made by the migration; a restored copy keeps
+    /// it). Whatever this deployment keeps outside the database is namespaced by it.
+    pub async fn installation_id(&self) -> Result<String, DbErr> {
+        use sea_orm::EntityTrait;
+        entity::installation::Entity::find_by_id(1_i16)
+            .one(&self.conn)
+            .await?
+            .map(|row| row.uuid)
+            .ok_or_else(|| DbErr::RecordNotFound("the installation row (run migrate)".into()))
+    }
+
     /// Answers when the database takes a trivial query.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await

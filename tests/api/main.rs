@@ -12,6 +12,7 @@ mod coupons;
 mod faults;
 mod fuzz;
 mod hostile;
+mod instances;
 mod operations;
 mod orders;
 mod outbox;

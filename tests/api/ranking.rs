@@ -52,7 +52,7 @@ async fn buy(server: &TestServer, user: i64, product: i64, quantity: i64) -> Val
 }
 
 /// Polls `topSellers` until `check` accepts it (the worker recomputes on its cadence).
-async fn top_until(
+pub(crate) async fn top_until(
     server: &TestServer,
     days: i64,
     limit: i64,
@@ -77,7 +77,7 @@ async fn top_until(
     }
 }
 
-fn ranked_ids(top: &Value) -> Vec<i64> {
+pub(crate) fn ranked_ids(top: &Value) -> Vec<i64> {
     top["entries"]
         .as_array()
         .unwrap()

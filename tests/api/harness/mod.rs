@@ -28,7 +28,7 @@ use std::future::Future;
 
 use commerce::config::Settings;
 
-pub use backends::{FreshDatabase, backends, server_backend, sqlite};
+pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
 pub use client::{error_code, id_of, items};
 pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
 pub use processes::{MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess};

@@ -150,6 +150,25 @@ impl PrivateRedis {
     pub fn stop(&mut self) {
         self.process.stop();
     }
+
+    /// SIGSTOP: Redis hangs, connections stay open, nothing answers (a stalled server).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`PrivateRedis::freeze`]: it answers everything that waited, in order.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.process.pid().expect("the private redis-server runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
 }
 
 /// The mock data platform (`commerce data-platform`), run in-process on a spare port; stopped
