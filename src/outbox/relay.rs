@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::breaker::{BreakerState, CircuitBreaker};
 use crate::config::Settings;
 use crate::infra::db::Database;
+use crate::infra::meters::OUTBOX_DELIVERIES;
 use crate::infra::transact::Attempt;
 
 /// How the relay talks to the platform, from the settings.
@@ -154,20 +155,19 @@ impl Relay {
             }
             match self.send(&event).await {
                 Delivery::Sent => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "sent").increment(1);
+                    OUTBOX_DELIVERIES.increment("sent", 1);
                     self.breaker.lock().await.on_success();
                     self.mark_sent(&event).await?;
                 }
                 Delivery::Rejected(error) => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "rejected")
-                        .increment(1);
+                    OUTBOX_DELIVERIES.increment("rejected", 1);
                     self.breaker.lock().await.on_success();
                     tracing::error!(event_id = %event.event_id, %error, "outbox: the data platform rejected an event; marked FAILED");
                     self.mark_failed(&event, event.attempts + 1, &error).await?;
                     blocked_orders.push(event.aggregate_id);
                 }
                 Delivery::Failed(error) => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "failed").increment(1);
+                    OUTBOX_DELIVERIES.increment("failed", 1);
                     self.breaker.lock().await.on_failure();
                     self.schedule_retry(&event, &error).await?;
                     blocked_orders.push(event.aggregate_id);
