@@ -15,10 +15,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::Viewer;
 use crate::infra::meters::{
-    DB_POOL_CONNECTIONS, DB_STATEMENTS, GRAPHQL_REQUEST_DURATION, GRAPHQL_REQUESTS,
-    OUTBOX_BREAKER_STATE, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING,
-    WEBSOCKET_CONNECTIONS,
+    DATA_PLATFORM_MISCONFIGURED, DB_POOL_CONNECTIONS, DB_STATEMENTS, GRAPHQL_REQUEST_DURATION,
+    GRAPHQL_REQUESTS, OUTBOX_BREAKER_STATE, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING, WEBSOCKET_CONNECTIONS,
 };
+use crate::outbox::service::PlatformHealth;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -152,6 +153,8 @@ pub async fn sample_gauges(
                 _ => 0.0,
             };
             metrics::gauge!(OUTBOX_BREAKER_STATE).set(breaker);
+            let misdirected = matches!(stats.platform, PlatformHealth::Misdirected(_));
+            metrics::gauge!(DATA_PLATFORM_MISCONFIGURED).set(f64::from(u8::from(misdirected)));
         }
         Err(err) => tracing::warn!(%err, "metrics: cannot read the outbox"),
     }

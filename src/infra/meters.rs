@@ -18,6 +18,7 @@ pub const OUTBOX_PENDING: &str = "commerce_outbox_pending";
 pub const OUTBOX_FAILED: &str = "commerce_outbox_failed";
 pub const OUTBOX_OLDEST_PENDING_AGE: &str = "commerce_outbox_oldest_pending_age_seconds";
 pub const OUTBOX_BREAKER_STATE: &str = "commerce_outbox_breaker_state";
+pub const DATA_PLATFORM_MISCONFIGURED: &str = "commerce_data_platform_misconfigured";
 pub const DB_POOL_CONNECTIONS: &str = "commerce_db_pool_connections";
 pub const DB_STATEMENTS: &str = "commerce_db_statements_total";
 pub const BATCH_SIZE: &str = "commerce_batch_size";
@@ -52,7 +53,7 @@ impl CounterFamily {
 pub const OUTBOX_DELIVERIES: CounterFamily = CounterFamily {
     name: "commerce_outbox_deliveries_total",
     label: "result",
-    values: &["sent", "failed", "rejected"],
+    values: &["sent", "failed", "misdirected", "rejected"],
 };
 
 /// Top-sellers reads, served from memory or loaded.
@@ -104,6 +105,10 @@ pub fn register(outcomes: impl IntoIterator<Item = (&'static str, &'static str)>
     describe_gauge!(
         OUTBOX_BREAKER_STATE,
         "data platform circuit breaker: 0 closed, 1 half-open, 2 open"
+    );
+    describe_gauge!(
+        DATA_PLATFORM_MISCONFIGURED,
+        "1 while the data platform answers 401/403/404/405 to every event"
     );
     describe_gauge!(DB_POOL_CONNECTIONS, "database connections by state");
     describe_gauge!(DB_STATEMENTS, "SQL statements executed since start");

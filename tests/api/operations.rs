@@ -95,6 +95,8 @@ async fn a_fresh_server_shows_every_alerted_series_at_zero_all_named_commerce() 
                 "commerce_outbox_pending",
                 "commerce_outbox_failed",
                 "commerce_outbox_breaker_state",
+                "commerce_outbox_deliveries_total{result=\"misdirected\"}",
+                "commerce_data_platform_misconfigured",
                 "commerce_ranking_cache_total{result=\"miss\"}",
                 "commerce_rate_limited_total{scope=\"user\"}",
                 "commerce_rate_limited_total{scope=\"ip\"}",
