@@ -81,4 +81,4 @@ if pick pgbench; then
 fi
 
 # what the batch writers saw over the whole run
-curl -fsS http://127.0.0.1:8000/metrics | grep -E '^batch_size' | tee "$OUT/batch-sizes.txt"
+curl -fsS http://127.0.0.1:8000/metrics | grep -E '^commerce_batch_size' | tee "$OUT/batch-sizes.txt"

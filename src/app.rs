@@ -60,6 +60,7 @@ impl Application {
         settings.validate()?;
         // the metrics recorder is process-wide: install it before anything records
         crate::observability::prometheus();
+        crate::infra::meters::register(crate::graphql::business_outcomes());
         let db = Database::connect(
             settings.database_url(),
             settings.db_max_connections,

@@ -1,12 +1,8 @@
-//! Observability: Prometheus metrics (served at `/metrics`) and one log line per GraphQL request.
+//! Observability: the Prometheus recorder (served at `/metrics`), the request metrics and one
+//! log line per GraphQL request, and the gauges sampled on scrape.
 //!
-//! Metric names (all documented in the README):
-//! - `graphql_requests_total{operation,outcome}`, `graphql_request_duration_seconds{operation,outcome}`
-//! - `business_outcomes_total{mutation,outcome}`: OK or the user error code of each mutation
-//! - `revenue_won_total`, `refunded_won_total`, `charged_won_total`
-//! - `outbox_pending`, `outbox_failed`, `outbox_deliveries_total{result}`, `outbox_breaker_state`
-//! - `ranking_cache_total{result}`, `db_pool_connections{state}`, `db_statements_total`
-//! - `websocket_connections`, `subscriptions_active`, `rate_limited_total{scope}`
+//! The names of the metrics (all `commerce_...`, all in the README) and their registration at
+//! start-up are in `infra::meters`.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -18,6 +14,12 @@ use async_graphql::{Request, Response, ServerResult};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::Viewer;
+use crate::infra::meters::{
+    DATA_PLATFORM_MISCONFIGURED, DB_POOL_CONNECTIONS, DB_STATEMENTS, GRAPHQL_REQUEST_DURATION,
+    GRAPHQL_REQUESTS, OUTBOX_BREAKER_STATE, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PENDING, WEBSOCKET_CONNECTIONS,
+};
+use crate::outbox::service::PlatformHealth;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -40,12 +42,6 @@ pub fn prometheus() -> &'static PrometheusHandle {
 /// The id of the HTTP request (from `x-request-id`, or made), for logs.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
-
-/// Counts a mutation's outcome: `OK` or the user error codes.
-pub fn record_outcome(mutation: &'static str, outcome: &str) {
-    metrics::counter!("business_outcomes_total", "mutation" => mutation, "outcome" => outcome.to_owned())
-        .increment(1);
-}
 
 /// Measures and logs every GraphQL request.
 pub struct RequestObserver;
@@ -109,9 +105,9 @@ impl Extension for RequestObserverExtension {
                     |code| code.to_string().trim_matches('"').to_owned(),
                 ),
         };
-        metrics::counter!("graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome.clone())
+        metrics::counter!(GRAPHQL_REQUESTS, "operation" => operation.clone(), "outcome" => outcome.clone())
             .increment(1);
-        metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.clone(), "outcome" => outcome.clone())
+        metrics::histogram!(GRAPHQL_REQUEST_DURATION, "operation" => operation.clone(), "outcome" => outcome.clone())
             .record(elapsed.as_secs_f64());
         let request_id = ctx
             .data_opt::<RequestId>()
@@ -137,26 +133,28 @@ pub async fn sample_gauges(
     open_sockets: &std::sync::atomic::AtomicU64,
 ) {
     let (size, idle) = state.db.pool_usage();
-    metrics::gauge!("db_pool_connections", "state" => "in_use")
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use")
         .set((size as usize).saturating_sub(idle) as f64);
-    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    metrics::gauge!("db_statements_total").set(state.db.statements_executed() as f64);
-    metrics::gauge!("websocket_connections")
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
+    metrics::gauge!(DB_STATEMENTS).set(state.db.statements_executed() as f64);
+    metrics::gauge!(WEBSOCKET_CONNECTIONS)
         .set(open_sockets.load(std::sync::atomic::Ordering::Relaxed) as f64);
     match state.outbox.stats().await {
         Ok(stats) => {
-            metrics::gauge!("outbox_pending").set(stats.pending as f64);
-            metrics::gauge!("outbox_failed").set(stats.failed as f64);
+            metrics::gauge!(OUTBOX_PENDING).set(stats.pending as f64);
+            metrics::gauge!(OUTBOX_FAILED).set(stats.failed as f64);
             let oldest = stats.oldest_pending_at.map_or(0.0, |at| {
                 (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1_000.0
             });
-            metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest);
+            metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE).set(oldest);
             let breaker = match stats.circuit_state {
                 "OPEN" => 2.0,
                 "HALF_OPEN" => 1.0,
                 _ => 0.0,
             };
-            metrics::gauge!("outbox_breaker_state").set(breaker);
+            metrics::gauge!(OUTBOX_BREAKER_STATE).set(breaker);
+            let misdirected = matches!(stats.platform, PlatformHealth::Misdirected(_));
+            metrics::gauge!(DATA_PLATFORM_MISCONFIGURED).set(f64::from(u8::from(misdirected)));
         }
         Err(err) => tracing::warn!(%err, "metrics: cannot read the outbox"),
     }

@@ -6,7 +6,9 @@ use entity::balance_ledger::{self, LedgerKind};
 
 use super::service::BalanceError;
 use crate::balance::service::BalanceService;
-use crate::graphql::errors::{BalanceLimitError, ErrorCode, Failure, Payload, UserError};
+use crate::graphql::errors::{
+    BalanceLimitError, Counted, ErrorCode, Failure, Outcomes, Payload, Refusal, UserError,
+};
 use crate::graphql::scalars::Won;
 
 /// What moved a balance.
@@ -99,12 +101,22 @@ impl BalanceMutation {
     ) -> async_graphql::Result<ChargeBalancePayload> {
         let user_id = crate::graphql::context::viewer(ctx).require_user()?;
         ChargeBalancePayload::resolve(
-            "chargeBalance",
+            &CHARGE_BALANCE,
             ctx.data_unchecked::<BalanceService>()
                 .charge(user_id, input.amount.0, input.idempotency_key.as_deref())
                 .await,
         )
     }
+}
+
+const CHARGE_BALANCE: Counted<BalanceError> = Counted::new("chargeBalance");
+
+/// The mutations of balances whose outcomes are counted.
+pub static COUNTED: [Outcomes; 1] = [CHARGE_BALANCE.outcomes()];
+
+/// The codes that `From<BalanceError> for Failure` below comes to.
+impl Refusal for BalanceError {
+    const CODES: &'static [ErrorCode] = &[ErrorCode::BalanceLimitExceeded];
 }
 
 /// What a client sees of each refusal.

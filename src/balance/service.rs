@@ -15,6 +15,7 @@ use super::accounts::{self, Movement};
 use crate::error::{CommonError, InvalidInput, common_error};
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;
+use crate::infra::meters::CHARGED_WON;
 use crate::infra::paging::{Page, PageRequest};
 use crate::infra::transact::{Abort, Attempt};
 
@@ -113,7 +114,7 @@ impl BalanceService {
                 |txn, ()| async move { self.charge_in(&txn, user_id, amount).await },
             )
             .await?;
-        metrics::counter!("charged_won_total").increment(amount as u64);
+        metrics::counter!(CHARGED_WON).increment(amount as u64);
         Ok(entry)
     }
 

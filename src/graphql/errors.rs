@@ -8,7 +8,11 @@
 //!   whole cause chain and reaches the client only as INTERNAL_SERVER_ERROR.
 //!
 //! The shared refusals ([`CommonError`], [`InvalidInput`]) are mapped here; each domain maps its
-//! own error enum to a [`Failure`] next to its resolvers (`<domain>/graphql.rs`).
+//! own error enum to a [`Failure`] next to its resolvers (`<domain>/graphql.rs`), and declares
+//! there which codes it can come to ([`Refusal`]): each [`Counted`] mutation's outcomes are
+//! counted in `commerce_business_outcomes_total`, every one of them from start-up.
+
+use std::marker::PhantomData;
 
 use async_graphql::{ComplexObject, Context, Enum, ErrorExtensions, ID, Interface, SimpleObject};
 
@@ -18,7 +22,7 @@ use crate::coupon::graphql::event::CouponEvent;
 use crate::coupon::service::CouponService;
 use crate::error::{AppError, CommonError, InvalidInput, RETRY_AFTER_SECS};
 use crate::graphql::scalars::Won;
-use crate::observability::record_outcome;
+use crate::infra::meters::BUSINESS_OUTCOMES;
 use crate::ranking::service::RankingService;
 
 /// Codes of the business outcomes reported in `userErrors`.
@@ -250,30 +254,95 @@ impl From<CommonError> for Failure {
     }
 }
 
+/// A domain's error type, with the user error codes it can come to besides those of the
+/// [`CommonError`] it carries.
+pub trait Refusal: Into<Failure> {
+    const CODES: &'static [ErrorCode];
+}
+
+/// The user error codes every [`CommonError`] can come to.
+static COMMON_CODES: [ErrorCode; 2] = [ErrorCode::InvalidInput, ErrorCode::IdempotencyKeyReused];
+
+impl Refusal for CommonError {
+    const CODES: &'static [ErrorCode] = &[];
+}
+
+/// A mutation whose outcomes are counted: its name (the `mutation` label) and the error type of
+/// its use case, which decides the codes it can come to.
+pub struct Counted<E> {
+    name: &'static str,
+    error: PhantomData<fn() -> E>,
+}
+
+/// A [`Counted`] mutation's series: its name and its codes.
+pub struct Outcomes {
+    name: &'static str,
+    codes: &'static [ErrorCode],
+}
+
+impl<E: Refusal> Counted<E> {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            error: PhantomData,
+        }
+    }
+
+    pub const fn outcomes(&self) -> Outcomes {
+        Outcomes {
+            name: self.name,
+            codes: E::CODES,
+        }
+    }
+}
+
+impl Outcomes {
+    /// `(mutation, outcome)` for OK and each user error code it can come to.
+    pub fn series(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        let codes = COMMON_CODES.iter().chain(self.codes).map(|c| c.as_str());
+        std::iter::once("OK").chain(codes).map(|o| (self.name, o))
+    }
+
+    fn record(&self, outcome: &str) {
+        metrics::counter!(BUSINESS_OUTCOMES, "mutation" => self.name, "outcome" => outcome.to_owned())
+            .increment(1);
+    }
+
+    fn record_user_error(&self, code: ErrorCode) {
+        debug_assert!(
+            COMMON_CODES.contains(&code) || self.codes.contains(&code),
+            "{} came to {code:?}: add it to the CODES of its Refusal",
+            self.name
+        );
+        self.record(code.as_str());
+    }
+}
+
 /// A mutation payload: built from the result, or from user errors.
 pub trait Payload<T>: Sized {
     fn success(value: T) -> Self;
     fn failure(errors: Vec<UserError>) -> Self;
 
     /// Resolves a use case's result: user errors into the payload, the rest to the top level;
-    /// counts the outcome of `mutation` (`business_outcomes_total`).
-    fn resolve<E: Into<Failure>>(
-        mutation: &'static str,
+    /// counts the outcome of `mutation` (`commerce_business_outcomes_total`).
+    fn resolve<E: Refusal>(
+        mutation: &Counted<E>,
         result: Result<T, E>,
     ) -> async_graphql::Result<Self> {
+        let counted = mutation.outcomes();
         match result.map_err(Into::into) {
             Ok(value) => {
-                record_outcome(mutation, "OK");
+                counted.record("OK");
                 Ok(Self::success(value))
             }
             Err(Failure::User(errors)) => {
                 for error in &errors {
-                    record_outcome(mutation, error.error_code().as_str());
+                    counted.record_user_error(error.error_code());
                 }
                 Ok(Self::failure(errors))
             }
             Err(Failure::App(err)) => {
-                record_outcome(mutation, err.code());
+                counted.record(err.code());
                 Err(err.into())
             }
         }

@@ -61,6 +61,18 @@ pub struct Subscription(CatalogSubscription, RankingSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+/// Every `(mutation, outcome)` series of `commerce_business_outcomes_total`, for zeroing at
+/// start-up: the counted mutations of every domain of [`Mutation`].
+pub fn business_outcomes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::balance::graphql::COUNTED
+        .iter()
+        .chain(&crate::ordering::graphql::COUNTED)
+        .chain(&crate::coupon::graphql::COUNTED)
+        .chain(&crate::users::graphql::COUNTED)
+        .chain(&crate::catalog::graphql::COUNTED)
+        .flat_map(errors::Outcomes::series)
+}
+
 /// Limits applied to every operation.
 #[derive(Copy, Clone, Debug)]
 pub struct QueryLimits {

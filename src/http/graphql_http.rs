@@ -26,6 +26,7 @@ use super::limits::Limited;
 use super::{HttpState, authenticate, request_id};
 use crate::error::{AppError, RETRY_AFTER_SECS};
 use crate::graphql::{failed_before_execution, prepare};
+use crate::infra::meters::RATE_LIMITED;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -293,7 +294,7 @@ where
 
 /// A 429 with `Retry-After` and a RATE_LIMITED error.
 fn rate_limited(limited: Limited, format: ResponseFormat) -> Response {
-    metrics::counter!("rate_limited_total", "scope" => limited.scope).increment(1);
+    RATE_LIMITED.increment(limited.scope, 1);
     let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let body = json!({ "errors": [{
         "message": format!("too many mutations from this {}; retry in {seconds} s", limited.scope),

@@ -4,7 +4,8 @@
 //!   query sent as URL parameters (never a mutation: 405).
 //! - `POST /graphql`: GraphQL over HTTP (see [`graphql_http`]).
 //! - `/healthz`: the process answers. `/readyz`: 200 when the database answers (`degraded`
-//!   when Redis does not), 503 otherwise. `/metrics`: Prometheus.
+//!   when Redis does not, or the data platform fails or answers as if misconfigured), 503
+//!   otherwise. `/metrics`: Prometheus.
 //!
 //! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
 //! in the logs; every request has a time limit (408).
@@ -198,8 +199,9 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         .into_response()
 }
 
-/// `/readyz`: 200 when the database answers (`degraded` when a configured Redis does not; the
-/// service still works through the database), 503 when the database does not.
+/// `/readyz`: 200 when the database answers (`degraded` when a configured Redis does not, or the
+/// data platform fails or answers 401/403/404/405 to every event: the service still works, and
+/// events wait), 503 when the database does not.
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
     let database = match tokio::time::timeout(Duration::from_secs(2), state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
@@ -216,15 +218,23 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
             }
         }
     };
+    let platform = state.app.outbox.platform().await;
     let ready = database == "ok";
-    let (status, summary) = match (ready, redis) {
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
-        (true, "unavailable") => (StatusCode::OK, "degraded"),
-        (true, _) => (StatusCode::OK, "ready"),
+    let (status, summary) = match (ready, redis, platform.problem()) {
+        (false, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (true, "unavailable", _) | (true, _, Some(_)) => (StatusCode::OK, "degraded"),
+        (true, _, None) => (StatusCode::OK, "ready"),
     };
     (
         status,
-        Json(json!({ "ready": ready, "status": summary, "database": database, "redis": redis })),
+        Json(json!({
+            "ready": ready,
+            "status": summary,
+            "database": database,
+            "redis": redis,
+            "dataPlatform": platform.as_str(),
+            "dataPlatformProblem": platform.problem(),
+        })),
     )
         .into_response()
 }

@@ -39,6 +39,7 @@ use super::{HttpState, existing, viewer_from_headers};
 use crate::auth::{Credentials, Viewer};
 use crate::error::AppError;
 use crate::graphql::{complete_error_codes, failed_before_execution, prepare};
+use crate::infra::meters::SUBSCRIPTIONS_ACTIVE;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Read buffer of one WebSocket connection (messages are small; a larger one grows as needed).
@@ -350,20 +351,20 @@ async fn send(socket: &mut WebSocket, message: Value) -> Result<(), Option<Close
 
 /// Runs one operation and forwards its responses; a request that fails before execution gets
 /// an `error` message, anything else `next` messages then `complete`.
-/// Counts a running operation in `subscriptions_active` for as long as it lives (also when
+/// Counts a running operation in `commerce_subscriptions_active` for as long as it lives (also when
 /// aborted).
 struct ActiveOperation;
 
 impl ActiveOperation {
     fn start() -> Self {
-        metrics::gauge!("subscriptions_active").increment(1.0);
+        metrics::gauge!(SUBSCRIPTIONS_ACTIVE).increment(1.0);
         ActiveOperation
     }
 }
 
 impl Drop for ActiveOperation {
     fn drop(&mut self) {
-        metrics::gauge!("subscriptions_active").decrement(1.0);
+        metrics::gauge!(SUBSCRIPTIONS_ACTIVE).decrement(1.0);
     }
 }
 

@@ -24,6 +24,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::db::{AttemptError, Database};
+use super::meters::BATCH_SIZE;
 
 /// How a writer batches.
 #[derive(Copy, Clone, Debug)]
@@ -183,7 +184,7 @@ impl<B: Batch> Writer<B> {
     /// Applies a batch; if it fails for a reason other than a transient abort, each of its
     /// commands alone (nothing of it was committed).
     async fn apply(&self, batch: Vec<Job<B>>) {
-        metrics::histogram!("batch_size", "writer" => B::NAME).record(batch.len() as f64);
+        metrics::histogram!(BATCH_SIZE, "writer" => B::NAME).record(batch.len() as f64);
         let commands: Vec<B::Command> = batch.iter().map(|job| job.command.clone()).collect();
         let commit_sent = AtomicBool::new(false);
         let result = self

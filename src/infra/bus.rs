@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::infra::meters;
+
 /// Events that subscriptions and workers listen to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -66,7 +68,7 @@ impl Pending {
     fn put(&self, event: DomainEvent) {
         let replaced = lock(&self.events).insert(event.subject(), event);
         if replaced.is_some() {
-            metrics::counter!("commerce_events_coalesced_total").increment(1);
+            metrics::counter!(meters::EVENTS_COALESCED).increment(1);
         }
         self.ready.notify_one();
     }
@@ -114,9 +116,6 @@ impl EventBus {
         capacity: usize,
         shutdown: CancellationToken,
     ) -> Self {
-        metrics::counter!("commerce_events_published_total").absolute(0);
-        metrics::counter!("commerce_events_coalesced_total").absolute(0);
-        metrics::counter!("commerce_event_bus_redis_failures_total").absolute(0);
         let (local, _) = broadcast::channel(capacity);
         let outgoing = Arc::new(Pending::default());
         tokio::spawn(publish_loop(
@@ -171,14 +170,13 @@ async fn publish_loop(
         if !batch.is_empty() {
             let sent = match publish_all(&client, &config, &mut conn, &channel, &batch).await {
                 Ok(()) => {
-                    metrics::counter!("commerce_events_published_total")
-                        .increment(batch.len() as u64);
+                    metrics::counter!(meters::EVENTS_PUBLISHED).increment(batch.len() as u64);
                     delay = RETRY_FIRST;
                     true
                 }
                 Err(err) => {
                     conn = None;
-                    metrics::counter!("commerce_event_bus_redis_failures_total").increment(1);
+                    metrics::counter!(meters::EVENT_BUS_REDIS_FAILURES).increment(1);
                     if failures_logged.ready() {
                         tracing::warn!(%err, "event bus: cannot publish to Redis; delivering here and retrying");
                     }

@@ -1,12 +1,13 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
 //! backend quirks), the write helper every use case runs in ([`transact`]), group commit, Redis,
-//! the event bus and idempotency keys.
+//! the event bus, idempotency keys and the names of our metrics.
 
 pub mod batching;
 pub mod bus;
 pub mod db;
 pub mod idempotency;
 pub mod locking;
+pub mod meters;
 pub mod paging;
 pub mod redis;
 pub mod transact;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::infra::bus::{DomainEvent, EventBus};
+use crate::infra::meters::{REFUNDED_WON, REVENUE_WON};
 use crate::outbox::relay::OutboxSignal;
 use crate::ranking::service::SalesSignal;
 
@@ -43,10 +44,10 @@ impl Announcer {
             self.deliveries.wake();
         }
         if aftermath.revenue > 0 {
-            metrics::counter!("revenue_won_total").increment(aftermath.revenue as u64);
+            metrics::counter!(REVENUE_WON).increment(aftermath.revenue as u64);
         }
         if aftermath.refunded > 0 {
-            metrics::counter!("refunded_won_total").increment(aftermath.refunded as u64);
+            metrics::counter!(REFUNDED_WON).increment(aftermath.refunded as u64);
         }
         for (&product_id, &stock) in &aftermath.stock {
             self.bus

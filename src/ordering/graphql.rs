@@ -13,7 +13,8 @@ use crate::coupon::graphql::Coupon;
 use crate::error::{AppError, InvalidInput};
 use crate::graphql::context::viewer;
 use crate::graphql::errors::{
-    ErrorCode, Failure, InsufficientBalanceError, OutOfStockError, Payload, UserError,
+    Counted, ErrorCode, Failure, InsufficientBalanceError, OutOfStockError, Outcomes, Payload,
+    Refusal, UserError,
 };
 use crate::graphql::loaders::{CouponLoader, OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
@@ -334,7 +335,7 @@ impl OrderingMutation {
             }
             Err(err) => Err(err),
         };
-        OrderPayload::resolve("payOrder", result)
+        OrderPayload::resolve(&PAY_ORDER, result)
     }
 
     /// Cancels a PENDING order (CANCELLED) or refunds a COMPLETED one (REFUNDED).
@@ -357,7 +358,7 @@ impl OrderingMutation {
             }
             Err(err) => Err(err),
         };
-        OrderPayload::resolve("cancelOrder", result)
+        OrderPayload::resolve(&CANCEL_ORDER, result)
     }
 }
 
@@ -376,10 +377,34 @@ async fn place(
         Err(invalid) => Err(invalid.into()),
     };
     let mutation = match payment {
-        Payment::Now => "placeOrder",
-        Payment::Later => "createOrder",
+        Payment::Now => &PLACE_ORDER,
+        Payment::Later => &CREATE_ORDER,
     };
     OrderPayload::resolve(mutation, result)
+}
+
+const PLACE_ORDER: Counted<OrderError> = Counted::new("placeOrder");
+const CREATE_ORDER: Counted<OrderError> = Counted::new("createOrder");
+const PAY_ORDER: Counted<OrderError> = Counted::new("payOrder");
+const CANCEL_ORDER: Counted<OrderError> = Counted::new("cancelOrder");
+
+/// The mutations of orders whose outcomes are counted.
+pub static COUNTED: [Outcomes; 4] = [
+    PLACE_ORDER.outcomes(),
+    CREATE_ORDER.outcomes(),
+    PAY_ORDER.outcomes(),
+    CANCEL_ORDER.outcomes(),
+];
+
+/// The codes that `From<OrderError> for Failure` below comes to.
+impl Refusal for OrderError {
+    const CODES: &'static [ErrorCode] = &[
+        ErrorCode::NotFound,
+        ErrorCode::OutOfStock,
+        ErrorCode::InsufficientBalance,
+        ErrorCode::InvalidStateTransition,
+        ErrorCode::CouponNotUsable,
+    ];
 }
 
 /// What a client sees of each refusal.

@@ -6,11 +6,17 @@
 //!   never send one event at once; a crashed sender's lease simply runs out.
 //! - An event waits while an earlier event of the same order is undelivered: per order, events
 //!   arrive in creation order.
-//! - POSTs each event with its id as `Idempotency-Key`. 2xx: SENT. 4xx other than 408/429:
-//!   FAILED at once (the platform will never take it). Anything else: retried with exponential
-//!   backoff and jitter (backon's policy), FAILED after the last attempt.
+//! - POSTs each event with its id as `Idempotency-Key`. 2xx: SENT. A 4xx that judges the event
+//!   (400, 409, 422, ...): FAILED at once, that event only (the platform will never take it).
+//!   Anything else is a failure of the platform, retried with exponential backoff and jitter
+//!   (backon's policy), FAILED after the last attempt: no answer, 408, 429, 5xx
+//!   ([`Fault::Unavailable`]), and 401/403/404/405 ([`Fault::Misdirected`]): answered to every
+//!   event, they mean a wrong `DATA_PLATFORM_URL` or credentials, not a bad event.
 //! - A circuit breaker stops calling a platform that keeps failing and probes it after a
-//!   cool-down; while it is open no attempt is spent.
+//!   cool-down; while it is open no attempt is spent, and a failed probe spends none either, so a
+//!   burst against a down or misdirected platform stays PENDING however long it lasts. Opening
+//!   and closing are logged once each (the reason, e.g. "answers 404 to every event"), never
+//!   once per event; `/readyz` and `commerce_data_platform_misconfigured` tell it meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +32,10 @@ use sea_orm::{
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::{BreakerState, CircuitBreaker};
+use super::breaker::{BreakerState, CircuitBreaker, Fault};
 use crate::config::Settings;
 use crate::infra::db::Database;
+use crate::infra::meters::OUTBOX_DELIVERIES;
 use crate::infra::transact::Attempt;
 
 /// How the relay talks to the platform, from the settings.
@@ -76,12 +83,27 @@ impl OutboxSignal {
 pub type SharedBreaker = Arc<Mutex<CircuitBreaker>>;
 
 /// What one delivery attempt came to.
+#[derive(Debug, PartialEq, Eq)]
 enum Delivery {
     Sent,
-    /// Retrying cannot help (a 4xx other than 408/429).
+    /// The platform judged this event: retrying it cannot help.
     Rejected(String),
-    /// Worth another try.
-    Failed(String),
+    /// The platform failed: worth another try.
+    Failed(String, Fault),
+}
+
+impl Delivery {
+    /// What an HTTP answer of the platform means.
+    fn of_status(status: reqwest::StatusCode) -> Self {
+        let error = format!("HTTP {status}");
+        match status.as_u16() {
+            _ if status.is_success() => Delivery::Sent,
+            code @ (401 | 403 | 404 | 405) => Delivery::Failed(error, Fault::Misdirected(code)),
+            408 | 429 => Delivery::Failed(error, Fault::Unavailable),
+            _ if status.is_client_error() => Delivery::Rejected(error),
+            _ => Delivery::Failed(error, Fault::Unavailable),
+        }
+    }
 }
 
 pub struct Relay {
@@ -140,6 +162,7 @@ impl Relay {
             Some(probe) => probe as u64,
             None => self.settings.batch,
         };
+        let probing = allowance == Some(1);
         let events = self.claim(limit).await?;
         let claimed = events.len() as u64;
         let mut blocked_orders = Vec::new();
@@ -154,22 +177,32 @@ impl Relay {
             }
             match self.send(&event).await {
                 Delivery::Sent => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "sent").increment(1);
-                    self.breaker.lock().await.on_success();
+                    OUTBOX_DELIVERIES.increment("sent", 1);
+                    self.platform_answered().await;
                     self.mark_sent(&event).await?;
                 }
                 Delivery::Rejected(error) => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "rejected")
-                        .increment(1);
-                    self.breaker.lock().await.on_success();
+                    OUTBOX_DELIVERIES.increment("rejected", 1);
+                    self.platform_answered().await;
                     tracing::error!(event_id = %event.event_id, %error, "outbox: the data platform rejected an event; marked FAILED");
                     self.mark_failed(&event, event.attempts + 1, &error).await?;
                     blocked_orders.push(event.aggregate_id);
                 }
-                Delivery::Failed(error) => {
-                    metrics::counter!("outbox_deliveries_total", "result" => "failed").increment(1);
-                    self.breaker.lock().await.on_failure();
-                    self.schedule_retry(&event, &error).await?;
+                Delivery::Failed(error, fault) => {
+                    OUTBOX_DELIVERIES.increment(
+                        match fault {
+                            Fault::Unavailable => "failed",
+                            Fault::Misdirected(_) => "misdirected",
+                        },
+                        1,
+                    );
+                    self.platform_failed(fault, &error).await;
+                    if probing {
+                        // the probe tested the platform, not the event
+                        self.release(&event).await?;
+                    } else {
+                        self.schedule_retry(&event, &error).await?;
+                    }
                     blocked_orders.push(event.aggregate_id);
                 }
             }
@@ -226,6 +259,35 @@ impl Relay {
         Ok(events)
     }
 
+    /// The platform answered (whatever it thought of the event): a breaker that was open closes.
+    async fn platform_answered(&self) {
+        if self.breaker.lock().await.on_success() {
+            tracing::warn!("outbox: the data platform answers again; deliveries resume");
+        }
+    }
+
+    /// The platform failed: the breaker counts it, and says so once when it opens.
+    async fn platform_failed(&self, fault: Fault, error: &str) {
+        if !self.breaker.lock().await.on_failure(fault) {
+            return;
+        }
+        let cool_down = self.settings.breaker_cool_down;
+        match fault {
+            Fault::Misdirected(status) => tracing::error!(
+                url = %self.settings.url,
+                status,
+                "outbox: the data platform answers {status} to every event: DATA_PLATFORM_URL \
+                 (or its credentials) looks wrong; deliveries paused, events kept PENDING, \
+                 probed every {cool_down:?}"
+            ),
+            Fault::Unavailable => tracing::warn!(
+                %error,
+                "outbox: the data platform keeps failing; deliveries paused, events kept \
+                 PENDING, probed every {cool_down:?}"
+            ),
+        }
+    }
+
     async fn send(&self, event: &outbox_event::Model) -> Delivery {
         let sent = self
             .http
@@ -236,17 +298,8 @@ impl Relay {
             .send()
             .await;
         match sent {
-            Ok(response) if response.status().is_success() => Delivery::Sent,
-            Ok(response) => {
-                let status = response.status();
-                let error = format!("HTTP {status}");
-                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                    Delivery::Rejected(error)
-                } else {
-                    Delivery::Failed(error)
-                }
-            }
-            Err(err) => Delivery::Failed(format!("{err}")),
+            Ok(response) => Delivery::of_status(response.status()),
+            Err(err) => Delivery::Failed(format!("{err}"), Fault::Unavailable),
         }
     }
 
@@ -329,7 +382,37 @@ impl Relay {
     }
 }
 
-/// The breaker's state for `outboxStats`.
-pub async fn breaker_state(breaker: &SharedBreaker) -> BreakerState {
-    breaker.lock().await.state()
+/// The breaker's state and, when not closed, the fault that opened it, for `outboxStats`.
+pub async fn breaker_state(breaker: &SharedBreaker) -> (BreakerState, Option<Fault>) {
+    let breaker = breaker.lock().await;
+    (breaker.state(), breaker.fault())
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn answers_that_judge_the_event_reject_it_and_the_rest_are_the_platforms_fault() {
+        let of = |code: u16| Delivery::of_status(StatusCode::from_u16(code).unwrap());
+        assert_eq!(of(200), Delivery::Sent);
+        assert_eq!(of(202), Delivery::Sent);
+        for code in [400, 409, 413, 422] {
+            assert!(matches!(of(code), Delivery::Rejected(_)), "{code}");
+        }
+        for code in [401, 403, 404, 405] {
+            assert!(
+                matches!(of(code), Delivery::Failed(_, Fault::Misdirected(c)) if c == code),
+                "{code}"
+            );
+        }
+        for code in [408, 429, 500, 502, 503] {
+            assert!(
+                matches!(of(code), Delivery::Failed(_, Fault::Unavailable)),
+                "{code}"
+            );
+        }
+    }
 }

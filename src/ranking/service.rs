@@ -26,6 +26,7 @@ use super::sales::sales_date;
 use super::snapshot::{MAX_ENTRIES, RankedProduct, RankingSnapshot};
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::Database;
+use crate::infra::meters::RANKING_CACHE;
 
 /// How many recent days of sales order the alternatives.
 const RECENT_DAYS: u64 = 3;
@@ -116,7 +117,7 @@ impl RankingService {
             let local = self.local.read().await;
             match local.get(&days) {
                 Some(cached) if self.is_fresh(cached) => {
-                    metrics::counter!("ranking_cache_total", "result" => "hit").increment(1);
+                    RANKING_CACHE.increment("hit", 1);
                     return Ok(cached.snapshot.clone());
                 }
                 Some(cached) => Some(cached.snapshot.clone()),
@@ -134,7 +135,7 @@ impl RankingService {
         {
             return Ok(cached.snapshot.clone());
         }
-        metrics::counter!("ranking_cache_total", "result" => "miss").increment(1);
+        RANKING_CACHE.increment("miss", 1);
         if let Some(shared) = self.read_shared(days).await {
             return Ok(self.keep(shared).await.0);
         }

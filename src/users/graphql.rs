@@ -4,8 +4,9 @@ use async_graphql::{Context, InputObject, Object, SimpleObject};
 use entity::user;
 
 use crate::auth::Role;
+use crate::error::CommonError;
 use crate::graphql::context::viewer;
-use crate::graphql::errors::{Payload, UserError};
+use crate::graphql::errors::{Counted, Outcomes, Payload, UserError};
 use crate::graphql::user::User;
 use crate::users::service::UserService;
 
@@ -51,10 +52,15 @@ impl UsersMutation {
     ) -> async_graphql::Result<CreateUserPayload> {
         viewer(ctx).require_admin()?;
         CreateUserPayload::resolve(
-            "createUser",
+            &CREATE_USER,
             ctx.data_unchecked::<UserService>()
                 .create(&input.name, input.role)
                 .await,
         )
     }
 }
+
+const CREATE_USER: Counted<CommonError> = Counted::new("createUser");
+
+/// The mutations of users whose outcomes are counted.
+pub static COUNTED: [Outcomes; 1] = [CREATE_USER.outcomes()];

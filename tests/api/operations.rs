@@ -5,7 +5,10 @@ use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{error_code, on_every_backend, on_every_backend_with};
+use crate::harness::{
+    FreshDatabase, ServerProcess, backends, error_code, on_every_backend, on_every_backend_with,
+    sample, settings_on,
+};
 use crate::ws_client::{close_code, connect, initialised, receive, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,16 +38,16 @@ async fn metrics_and_request_ids() {
         let mutation = "mutation { chargeBalance(input: {amount: 0}) { userErrors { code } } }";
         server.user(user).post(mutation, json!({})).await;
 
-        let text = server.get("/metrics").await.text().await.unwrap();
+        let text = server.metrics().await;
         for expected in [
-            "graphql_requests_total{operation=\"Balance\",outcome=\"ok\"}",
-            "graphql_request_duration_seconds_bucket{operation=\"Balance\",outcome=\"ok\"",
-            "business_outcomes_total{mutation=\"chargeBalance\",outcome=\"OK\"}",
-            "business_outcomes_total{mutation=\"chargeBalance\",outcome=\"INVALID_INPUT\"}",
-            "charged_won_total",
-            "db_pool_connections{state=\"in_use\"}",
-            "outbox_pending",
-            "websocket_connections",
+            "commerce_graphql_requests_total{operation=\"Balance\",outcome=\"ok\"}",
+            "commerce_graphql_request_duration_seconds_bucket{operation=\"Balance\",outcome=\"ok\"",
+            "commerce_business_outcomes_total{mutation=\"chargeBalance\",outcome=\"OK\"}",
+            "commerce_business_outcomes_total{mutation=\"chargeBalance\",outcome=\"INVALID_INPUT\"}",
+            "commerce_charged_won_total",
+            "commerce_db_pool_connections{state=\"in_use\"}",
+            "commerce_outbox_pending",
+            "commerce_websocket_connections",
         ] {
             assert!(
                 text.contains(expected),
@@ -53,6 +56,79 @@ async fn metrics_and_request_ids() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_shows_every_alerted_series_at_zero_all_named_commerce() {
+    for backend in backends().await {
+        let database = FreshDatabase::create(backend).await;
+        // a process of its own: its recorder has seen nothing but its start-up
+        let (process, server) =
+            ServerProcess::start(backend.name, &settings_on(backend, &database)).await;
+        let text = server.metrics().await;
+        let outcome = |mutation: &str, outcome: &str| {
+            format!(
+                "commerce_business_outcomes_total{{mutation=\"{mutation}\",outcome=\"{outcome}\"}}"
+            )
+        };
+        let mut expected = vec![
+            outcome("placeOrder", "OK"),
+            outcome("placeOrder", "OUT_OF_STOCK"),
+            outcome("placeOrder", "INSUFFICIENT_BALANCE"),
+            outcome("createOrder", "OUT_OF_STOCK"),
+            outcome("payOrder", "INSUFFICIENT_BALANCE"),
+            outcome("cancelOrder", "OK"),
+            outcome("chargeBalance", "BALANCE_LIMIT_EXCEEDED"),
+            outcome("issueCoupon", "OK"),
+            outcome("issueCoupon", "COUPON_EXHAUSTED"),
+            outcome("issueCoupon", "COUPON_ALREADY_ISSUED"),
+        ];
+        expected.extend(commerce::graphql::business_outcomes().map(|(m, o)| outcome(m, o)));
+        expected.extend(
+            [
+                "commerce_revenue_won_total",
+                "commerce_refunded_won_total",
+                "commerce_charged_won_total",
+                "commerce_outbox_deliveries_total{result=\"sent\"}",
+                "commerce_outbox_deliveries_total{result=\"failed\"}",
+                "commerce_outbox_deliveries_total{result=\"rejected\"}",
+                "commerce_outbox_pending",
+                "commerce_outbox_failed",
+                "commerce_outbox_breaker_state",
+                "commerce_outbox_deliveries_total{result=\"misdirected\"}",
+                "commerce_data_platform_misconfigured",
+                "commerce_ranking_cache_total{result=\"miss\"}",
+                "commerce_rate_limited_total{scope=\"user\"}",
+                "commerce_rate_limited_total{scope=\"ip\"}",
+                "commerce_subscriptions_active",
+            ]
+            .map(str::to_owned),
+        );
+        for series in &expected {
+            assert_eq!(
+                sample(&text, series),
+                Some(0.0),
+                "[{}] a fresh server's /metrics lacks {series} at 0:\n{text}",
+                backend.name
+            );
+        }
+        let names: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| line.split(['{', ' ']).next().unwrap_or(line))
+            .collect();
+        let foreign: Vec<&&str> = names
+            .iter()
+            .filter(|n| !n.starts_with("commerce_"))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "[{}] names without the commerce_ prefix: {foreign:?}",
+            backend.name
+        );
+        drop(process);
+        database.remove().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

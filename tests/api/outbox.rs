@@ -1,6 +1,6 @@
 //! The outbox: every completed (and refunded) order reaches the data platform exactly once, in
-//! order per order, through outages, rejections, restarts and two sending instances; orders never
-//! wait for it.
+//! order per order, through outages, rejections, a wrong platform URL, restarts and two sending
+//! instances; orders never wait for it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,7 +9,10 @@ use commerce::config::Settings;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{MockPlatform, TestServer, id_of, items, on_every_backend_with};
+use crate::harness::{
+    FreshDatabase, MockPlatform, ServerProcess, TestServer, backends, id_of, items,
+    on_every_backend_with, sample, settings_on,
+};
 
 const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status total } userErrors { code } } }";
 const STATS: &str = "{ outboxStats { pending failed sent oldestPendingAge circuitState } }";
@@ -71,6 +74,167 @@ async fn recovered(platform: &MockPlatform) -> usize {
         .as_array()
         .unwrap()
         .len()
+}
+
+/// Polls `/readyz` until its `dataPlatform` reads `expected`; returns it.
+async fn readiness_says(server: &TestServer, expected: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready: Value = server.get("/readyz").await.json().await.unwrap();
+        if ready["dataPlatform"] == json!(expected) {
+            return ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said the data platform is {expected}: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `/metrics` until `series` reaches `at_least`.
+async fn metric_reaches(server: &TestServer, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let value = sample(&server.metrics().await, series);
+        if value.is_some_and(|v| v >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {at_least}: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const MISDIRECTED: &str = "commerce_outbox_deliveries_total{result=\"misdirected\"}";
+
+/// The breaker opens after this many failures in a row (see [`relay_to`]).
+const THRESHOLD: f64 = 3.0;
+
+/// How many deliveries were answered 401/403/404/405 so far (process-wide).
+async fn misdirected(server: &TestServer) -> f64 {
+    sample(&server.metrics().await, MISDIRECTED).unwrap_or(0.0)
+}
+
+/// Checks that a burst of `orders` against a platform answering 404 to everything is held:
+/// `/readyz` says so, and after several probes no event was given up on. `before`: what
+/// [`misdirected`] read before the burst.
+async fn held_while_misdirected(server: &TestServer, orders: i64, before: f64) {
+    let ready = readiness_says(server, "misconfigured").await;
+    assert_eq!(ready["status"], json!("degraded"), "{ready}");
+    assert!(
+        ready["dataPlatformProblem"]
+            .as_str()
+            .is_some_and(|p| p.contains("404") && p.contains("DATA_PLATFORM_URL")),
+        "{ready}"
+    );
+    // the breaker opened, then probed (and failed) three times more
+    metric_reaches(server, MISDIRECTED, before + THRESHOLD + 3.0).await;
+    let held = stats(server).await;
+    assert_eq!(
+        (
+            held["failed"].clone(),
+            held["pending"].clone(),
+            held["circuitState"] != json!("CLOSED")
+        ),
+        (json!(0), json!(orders), true),
+        "no event given up on: {held}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_answering_404_to_everything_holds_the_burst_and_gets_it_once_when_fixed() {
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            let known = recovered(platform).await;
+            let duplicates = platform.received().await["duplicates"].clone();
+            platform.control(json!({ "failWith": 404 })).await;
+            let before = misdirected(&server).await;
+            let (user, product) = shop(&server, 100).await;
+            for _ in 0..20 {
+                place(&server, user, product).await;
+            }
+            held_while_misdirected(&server, 20, before).await;
+
+            platform.control(json!({ "recover": true })).await;
+            let received = platform.wait_for(known + 20, Duration::from_secs(30)).await;
+            assert_eq!(arrivals(&received)[known..].len(), 20);
+            let done = stats_reach(&server, "sent", 20).await;
+            assert_eq!(
+                (done["failed"].clone(), done["pending"].clone()),
+                (json!(0), json!(0))
+            );
+            readiness_says(&server, "ok").await;
+            assert_eq!(
+                platform.received().await["duplicates"],
+                duplicates,
+                "each event once"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_platform_url_holds_the_events_logs_it_once_and_they_arrive_once_after_the_fix() {
+    let platform = MockPlatform::start().await;
+    for backend in backends().await {
+        let database = FreshDatabase::create(backend).await;
+        let mut settings = settings_on(backend, &database);
+        relay_to(&platform)(&mut settings);
+        // the platform's base URL instead of its /events path: 404 to every event
+        settings.data_platform_url = Some(platform.base.clone());
+        let (mut process, server) = ServerProcess::start(backend.name, &settings).await;
+        let known = recovered(&platform).await;
+        let duplicates = platform.received().await["duplicates"].clone();
+        let (user, product) = shop(&server, 100).await;
+        for _ in 0..20 {
+            place(&server, user, product).await;
+        }
+        held_while_misdirected(&server, 20, 0.0).await;
+        // a process of its own: its gauges are its own
+        let metrics = server.metrics().await;
+        assert_eq!(
+            sample(&metrics, "commerce_data_platform_misconfigured"),
+            Some(1.0)
+        );
+        let log = process.log();
+        let about_the_platform: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("data platform"))
+            .collect();
+        assert_eq!(
+            about_the_platform.len(),
+            1,
+            "[{}] said once, not per event:\n{log}",
+            backend.name
+        );
+        assert!(about_the_platform[0].contains("DATA_PLATFORM_URL"), "{log}");
+
+        // the operator fixes the URL and restarts the server
+        process.kill();
+        process.set_env("DATA_PLATFORM_URL", &platform.events_url());
+        process.resume().await;
+        let received = platform.wait_for(known + 20, Duration::from_secs(30)).await;
+        assert_eq!(arrivals(&received)[known..].len(), 20);
+        let done = stats_reach(&server, "sent", 20).await;
+        assert_eq!(
+            (done["failed"].clone(), done["pending"].clone()),
+            (json!(0), json!(0))
+        );
+        readiness_says(&server, "ok").await;
+        assert_eq!(
+            platform.received().await["duplicates"],
+            duplicates,
+            "each event once"
+        );
+        drop(process);
+        database.remove().await;
+    }
 }
 
 /// (order id, event type) in arrival order.

@@ -12,7 +12,7 @@ use super::service::{CatalogError, NewProduct};
 use crate::catalog::service::CatalogService;
 use crate::error::{AppError, InvalidInput};
 use crate::graphql::context::viewer;
-use crate::graphql::errors::{ErrorCode, Failure, Payload, UserError};
+use crate::graphql::errors::{Counted, ErrorCode, Failure, Outcomes, Payload, Refusal, UserError};
 use crate::graphql::pagination::{IdConnection, page_request};
 use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
@@ -123,7 +123,7 @@ impl CatalogMutation {
             stock: i64::from(input.stock),
         };
         ProductPayload::resolve(
-            "createProduct",
+            &CREATE_PRODUCT,
             ctx.data_unchecked::<CatalogService>().create(new).await,
         )
     }
@@ -146,7 +146,7 @@ impl CatalogMutation {
                     .await
             }
         };
-        ProductPayload::resolve("restockProduct", result)
+        ProductPayload::resolve(&RESTOCK_PRODUCT, result)
     }
 }
 
@@ -207,6 +207,17 @@ impl CatalogSubscription {
             _ => None,
         }))
     }
+}
+
+const CREATE_PRODUCT: Counted<CatalogError> = Counted::new("createProduct");
+const RESTOCK_PRODUCT: Counted<CatalogError> = Counted::new("restockProduct");
+
+/// The mutations of the catalog whose outcomes are counted.
+pub static COUNTED: [Outcomes; 2] = [CREATE_PRODUCT.outcomes(), RESTOCK_PRODUCT.outcomes()];
+
+/// The codes that `From<CatalogError> for Failure` below comes to.
+impl Refusal for CatalogError {
+    const CODES: &'static [ErrorCode] = &[ErrorCode::NotFound];
 }
 
 /// What a client sees of each refusal.

@@ -12,7 +12,9 @@ use super::service::{NewCouponEvent, visible_status};
 use crate::coupon::service::CouponService;
 use crate::error::{AppError, InvalidInput};
 use crate::graphql::context::viewer;
-use crate::graphql::errors::{CouponExhaustedError, ErrorCode, Failure, Payload, UserError};
+use crate::graphql::errors::{
+    Counted, CouponExhaustedError, ErrorCode, Failure, Outcomes, Payload, Refusal, UserError,
+};
 use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
 use event::{CouponEvent, DiscountType};
@@ -210,7 +212,7 @@ impl CouponMutation {
         let user_id = viewer(ctx).require_user()?;
         let Some(event_id) = parse_id(&input.event_id) else {
             return IssueCouponPayload::resolve(
-                "issueCoupon",
+                &ISSUE_COUPON,
                 Err::<Coupon, _>(CouponError::from(InvalidInput::new(
                     "eventId",
                     "is not a coupon event id",
@@ -222,7 +224,7 @@ impl CouponMutation {
             .issue(user_id, event_id)
             .await;
         IssueCouponPayload::resolve(
-            "issueCoupon",
+            &ISSUE_COUPON,
             issued.map(|(coupon, event)| Coupon::new(coupon, event)),
         )
     }
@@ -246,12 +248,28 @@ impl CouponMutation {
             min_order_amount: input.min_order_amount.0,
         };
         CouponEventPayload::resolve(
-            "createCouponEvent",
+            &CREATE_COUPON_EVENT,
             ctx.data_unchecked::<CouponService>()
                 .create_event(new)
                 .await,
         )
     }
+}
+
+const ISSUE_COUPON: Counted<CouponError> = Counted::new("issueCoupon");
+const CREATE_COUPON_EVENT: Counted<CouponError> = Counted::new("createCouponEvent");
+
+/// The mutations of coupons whose outcomes are counted.
+pub static COUNTED: [Outcomes; 2] = [ISSUE_COUPON.outcomes(), CREATE_COUPON_EVENT.outcomes()];
+
+/// The codes that `From<CouponError> for Failure` below comes to.
+impl Refusal for CouponError {
+    const CODES: &'static [ErrorCode] = &[
+        ErrorCode::NotFound,
+        ErrorCode::CouponExhausted,
+        ErrorCode::CouponAlreadyIssued,
+        ErrorCode::CouponEventNotActive,
+    ];
 }
 
 /// What a client sees of each refusal.

@@ -1,6 +1,6 @@
 //! Talking to the server as a test does: who calls ([`Caller`]: anonymous, a customer, an
 //! administrator, by the development headers), POSTing GraphQL, plain GETs, and reading answers
-//! (`id_of`, `error_code`, `items`).
+//! (`id_of`, `error_code`, `items`, `sample` of a metric).
 
 use serde_json::{Value, json};
 
@@ -48,6 +48,11 @@ impl TestServer {
             .send()
             .await
             .expect("the server answers")
+    }
+
+    /// `/metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.expect("a text")
     }
 }
 
@@ -107,4 +112,11 @@ pub fn items(lines: &[(i64, i64)]) -> Value {
             |(product, quantity)| json!({ "productId": product.to_string(), "quantity": quantity }),
         )
         .collect()
+}
+
+/// The value of `series` (its name and labels, as rendered) in a Prometheus text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

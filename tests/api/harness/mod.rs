@@ -29,7 +29,7 @@ use std::future::Future;
 use commerce::config::Settings;
 
 pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
-pub use client::{error_code, id_of, items};
+pub use client::{error_code, id_of, items, sample};
 pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
 pub use processes::{MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess};
 pub use server::TestServer;
@@ -52,10 +52,7 @@ where
 {
     for backend in backends().await {
         let database = FreshDatabase::create(backend).await;
-        let mut settings = Settings::for_database(database.url.clone());
-        settings.redis_url = backend.redis_url.clone();
-        // tests share one Redis: each server keeps to its own keys
-        settings.redis_key_prefix = format!("{}:", database.name);
+        let mut settings = settings_on(backend, &database);
         adjust(&mut settings);
         let server = TestServer::start(backend.name, settings).await;
         let stop = server.stopper();
@@ -64,4 +61,13 @@ where
         stop.cancel();
         database.remove().await;
     }
+}
+
+/// The settings of a server on `database` of `backend`, with the backend's Redis if it has one.
+pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.redis_url = backend.redis_url.clone();
+    // tests share one Redis: each server keeps to its own keys
+    settings.redis_key_prefix = format!("{}:", database.name);
+    settings
 }

@@ -242,11 +242,12 @@ impl MockPlatform {
 }
 
 /// The `commerce` binary running as a separate process (killed when dropped), so a test can
-/// SIGKILL it or run two of them.
+/// SIGKILL it or run two of them; what it logs (at `warn` and above) is kept in a file.
 pub struct ServerProcess {
     process: ProcessGuard,
     pub base: String,
     env: Vec<(String, String)>,
+    log: PathBuf,
 }
 
 impl ServerProcess {
@@ -271,6 +272,15 @@ impl ServerProcess {
                 settings.outbox_retry_max_ms.to_string(),
             ),
             ("OUTBOX_POLL_MS", settings.outbox_poll_ms.to_string()),
+            ("OUTBOX_TIMEOUT_MS", settings.outbox_timeout_ms.to_string()),
+            (
+                "OUTBOX_BREAKER_THRESHOLD",
+                settings.outbox_breaker_threshold.to_string(),
+            ),
+            (
+                "OUTBOX_BREAKER_COOLDOWN_MS",
+                settings.outbox_breaker_cooldown_ms.to_string(),
+            ),
             (
                 "RATE_LIMIT_USER_PER_SEC",
                 settings.rate_limit_user_per_sec.to_string(),
@@ -287,20 +297,23 @@ impl ServerProcess {
             process: ProcessGuard::default(),
             base: format!("http://127.0.0.1:{port}"),
             env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            log: std::env::temp_dir()
+                .join(format!("commerce-server-{}-{port}.log", std::process::id())),
         };
         process.resume().await;
         let server = TestServer::attach(backend, settings.clone(), &process.base).await;
         (process, server)
     }
 
-    /// Starts the process (again) and waits until it answers `/healthz`.
+    /// Starts the process (again) and waits until it answers `/healthz`; its log starts over.
     pub async fn resume(&mut self) {
+        let log = std::fs::File::create(&self.log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_commerce"))
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
+            .stdout(log)
             .spawn()
             .expect("the commerce binary starts");
         self.process = ProcessGuard::child(child);
@@ -314,6 +327,17 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the server process did not come up at {}", self.base);
+    }
+
+    /// Sets an environment variable for the next [`ServerProcess::resume`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// What the process has logged since it was last started.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The process's resident memory, in KiB (from `/proc`).
@@ -335,6 +359,13 @@ impl ServerProcess {
     /// SIGKILL: no shutdown, no flush, nothing.
     pub fn kill(&mut self) {
         self.process.stop();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.process.stop();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

@@ -1,0 +1,148 @@
+//! The names of our metrics, all under one `commerce_` prefix, and their registration at
+//! start-up: each is described (`# HELP`), and each counter whose label values are known is
+//! created at 0, so that an alert on a rate sees 0 instead of "no data" on a fresh server.
+//!
+//! The Prometheus exporter shows a series only after its first update; counters are zeroed with
+//! `increment(0)`, which leaves a series that another server of the same process already counted
+//! as it is. Gauges sampled on scrape (the outbox, the pool) need no zeroing.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram};
+
+pub const GRAPHQL_REQUESTS: &str = "commerce_graphql_requests_total";
+pub const GRAPHQL_REQUEST_DURATION: &str = "commerce_graphql_request_duration_seconds";
+pub const BUSINESS_OUTCOMES: &str = "commerce_business_outcomes_total";
+pub const REVENUE_WON: &str = "commerce_revenue_won_total";
+pub const REFUNDED_WON: &str = "commerce_refunded_won_total";
+pub const CHARGED_WON: &str = "commerce_charged_won_total";
+pub const OUTBOX_PENDING: &str = "commerce_outbox_pending";
+pub const OUTBOX_FAILED: &str = "commerce_outbox_failed";
+pub const OUTBOX_OLDEST_PENDING_AGE: &str = "commerce_outbox_oldest_pending_age_seconds";
+pub const OUTBOX_BREAKER_STATE: &str = "commerce_outbox_breaker_state";
+pub const DATA_PLATFORM_MISCONFIGURED: &str = "commerce_data_platform_misconfigured";
+pub const DB_POOL_CONNECTIONS: &str = "commerce_db_pool_connections";
+pub const DB_STATEMENTS: &str = "commerce_db_statements_total";
+pub const BATCH_SIZE: &str = "commerce_batch_size";
+pub const WEBSOCKET_CONNECTIONS: &str = "commerce_websocket_connections";
+pub const SUBSCRIPTIONS_ACTIVE: &str = "commerce_subscriptions_active";
+pub const EVENTS_PUBLISHED: &str = "commerce_events_published_total";
+pub const EVENTS_COALESCED: &str = "commerce_events_coalesced_total";
+pub const EVENT_BUS_REDIS_FAILURES: &str = "commerce_event_bus_redis_failures_total";
+
+/// A counter with one label whose values are all known: each series exists from start-up.
+pub struct CounterFamily {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub values: &'static [&'static str],
+}
+
+impl CounterFamily {
+    pub fn increment(&self, value: &'static str, by: u64) {
+        debug_assert!(
+            self.values.contains(&value),
+            "{}: {value} is not one of its label values",
+            self.name
+        );
+        metrics::counter!(self.name, self.label => value).increment(by);
+    }
+
+    fn zero(&self) {
+        for &value in self.values {
+            metrics::counter!(self.name, self.label => value).increment(0);
+        }
+    }
+}
+
+/// Delivery attempts to the data platform, by result.
+pub const OUTBOX_DELIVERIES: CounterFamily = CounterFamily {
+    name: "commerce_outbox_deliveries_total",
+    label: "result",
+    values: &["sent", "failed", "misdirected", "rejected"],
+};
+
+/// Top-sellers reads, served from memory or loaded.
+pub const RANKING_CACHE: CounterFamily = CounterFamily {
+    name: "commerce_ranking_cache_total",
+    label: "result",
+    values: &["hit", "miss"],
+};
+
+/// Mutations refused by a rate limit, by scope.
+pub const RATE_LIMITED: CounterFamily = CounterFamily {
+    name: "commerce_rate_limited_total",
+    label: "scope",
+    values: &["ip", "user"],
+};
+
+const FAMILIES: [&CounterFamily; 3] = [&OUTBOX_DELIVERIES, &RANKING_CACHE, &RATE_LIMITED];
+
+/// Unlabelled counters, with their help.
+const COUNTERS: [(&str, &str); 6] = [
+    (REVENUE_WON, "won paid for orders"),
+    (REFUNDED_WON, "won refunded"),
+    (CHARGED_WON, "won charged to balances"),
+    (
+        EVENTS_PUBLISHED,
+        "events sent to the other instances (Redis pub/sub)",
+    ),
+    (
+        EVENTS_COALESCED,
+        "events replaced by a newer one of the same subject before they were sent",
+    ),
+    (
+        EVENT_BUS_REDIS_FAILURES,
+        "pipelines of events Redis did not take (kept and retried)",
+    ),
+];
+
+/// Describes every metric and zeroes the counters whose series are all known.
+/// `outcomes`: every (mutation, outcome) pair of `commerce_business_outcomes_total`.
+pub fn register(outcomes: impl IntoIterator<Item = (&'static str, &'static str)>) {
+    describe_counter!(
+        GRAPHQL_REQUESTS,
+        "GraphQL requests by operation and outcome"
+    );
+    describe_histogram!(
+        GRAPHQL_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "GraphQL request latency"
+    );
+    describe_counter!(
+        BUSINESS_OUTCOMES,
+        "mutation outcomes: OK or the user error code"
+    );
+    describe_gauge!(OUTBOX_PENDING, "outbox events waiting for delivery");
+    describe_gauge!(OUTBOX_FAILED, "outbox events given up on (FAILED)");
+    describe_gauge!(
+        OUTBOX_OLDEST_PENDING_AGE,
+        metrics::Unit::Seconds,
+        "age of the oldest PENDING outbox event"
+    );
+    describe_gauge!(
+        OUTBOX_BREAKER_STATE,
+        "data platform circuit breaker: 0 closed, 1 half-open, 2 open"
+    );
+    describe_gauge!(
+        DATA_PLATFORM_MISCONFIGURED,
+        "1 while the data platform answers 401/403/404/405 to every event"
+    );
+    describe_gauge!(DB_POOL_CONNECTIONS, "database connections by state");
+    describe_gauge!(DB_STATEMENTS, "SQL statements executed since start");
+    describe_histogram!(BATCH_SIZE, "commands per transaction of a batch writer");
+    describe_gauge!(WEBSOCKET_CONNECTIONS, "open WebSocket connections");
+    describe_gauge!(SUBSCRIPTIONS_ACTIVE, "running subscriptions");
+    describe_counter!(OUTBOX_DELIVERIES.name, "data platform delivery attempts");
+    describe_counter!(RANKING_CACHE.name, "top-sellers reads by cache result");
+    describe_counter!(RATE_LIMITED.name, "mutations refused by a rate limit");
+    for (name, help) in COUNTERS {
+        describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+    for family in FAMILIES {
+        family.zero();
+    }
+    metrics::gauge!(SUBSCRIPTIONS_ACTIVE).increment(0.0);
+    for (mutation, outcome) in outcomes {
+        metrics::counter!(BUSINESS_OUTCOMES, "mutation" => mutation, "outcome" => outcome)
+            .increment(0);
+    }
+}
