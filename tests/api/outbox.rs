@@ -161,19 +161,7 @@ async fn a_platform_answering_404_to_everything_holds_the_burst_and_gets_it_once
             held_while_misdirected(&server, 20, before).await;
 
             platform.control(json!({ "recover": true })).await;
-            let received = platform.wait_for(known + 20, Duration::from_secs(30)).await;
-            assert_eq!(arrivals(&received)[known..].len(), 20);
-            let done = stats_reach(&server, "sent", 20).await;
-            assert_eq!(
-                (done["failed"].clone(), done["pending"].clone()),
-                (json!(0), json!(0))
-            );
-            readiness_says(&server, "ok").await;
-            assert_eq!(
-                platform.received().await["duplicates"],
-                duplicates,
-                "each event once"
-            );
+            held_events_arrive_once(platform, &server, known, duplicates).await;
         }
     })
     .await;
@@ -219,22 +207,33 @@ async fn a_wrong_platform_url_holds_the_events_logs_it_once_and_they_arrive_once
         process.kill();
         process.set_env("DATA_PLATFORM_URL", &platform.events_url());
         process.resume().await;
-        let received = platform.wait_for(known + 20, Duration::from_secs(30)).await;
-        assert_eq!(arrivals(&received)[known..].len(), 20);
-        let done = stats_reach(&server, "sent", 20).await;
-        assert_eq!(
-            (done["failed"].clone(), done["pending"].clone()),
-            (json!(0), json!(0))
-        );
-        readiness_says(&server, "ok").await;
-        assert_eq!(
-            platform.received().await["duplicates"],
-            duplicates,
-            "each event once"
-        );
+        held_events_arrive_once(&platform, &server, known, duplicates).await;
         drop(process);
         database.remove().await;
     }
+}
+
+/// Once the platform is reachable again: the 20 held events arrive, none twice, and the outbox
+/// and readiness are clear. `known`/`duplicates`: what the platform had seen before.
+async fn held_events_arrive_once(
+    platform: &MockPlatform,
+    server: &TestServer,
+    known: usize,
+    duplicates: Value,
+) {
+    let received = platform.wait_for(known + 20, Duration::from_secs(30)).await;
+    assert_eq!(arrivals(&received)[known..].len(), 20);
+    let done = stats_reach(server, "sent", 20).await;
+    assert_eq!(
+        (done["failed"].clone(), done["pending"].clone()),
+        (json!(0), json!(0))
+    );
+    readiness_says(server, "ok").await;
+    assert_eq!(
+        platform.received().await["duplicates"],
+        duplicates,
+        "each event once"
+    );
 }
 
 /// (order id, event type) in arrival order.
