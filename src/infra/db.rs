@@ -30,18 +30,6 @@ const MAX_ATTEMPTS: usize = 10;
 const STATEMENT_CACHE: usize = 1_024;
 /// A pooled connection idle this long is pinged before it is handed out.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
-/// PostgreSQL plans every statement of our connections for its parameters and the tables as
-/// they are now, instead of settling on a generic plan that the connection keeps.
-///
-/// A generic plan lives as long as the connection or until the table's statistics change, and it
-/// is made for the size the table had then. On a fresh database whose empty tables were analyzed
-/// (by autovacuum, `vacuumdb --analyze`, a restore, an operator) PostgreSQL takes `orders` to be
-/// empty: the foreign-key checks of each order's items and payment (one query per row, cached per
-/// connection like a prepared statement) settled on reading `orders` whole while it had a page,
-/// and went on doing so, ~3 times per order, as it grew by thousands of rows a second (issue #12;
-/// BENCHMARKS.md, "From a fresh database"). A custom plan sees the current size: an index scan
-/// once the table outgrows a few pages. It costs one planning per execution.
-const PLAN_FOR_THE_TABLES_AS_THEY_ARE: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
 
 /// The database handle shared by every service.
 #[derive(Clone, Debug)]
@@ -267,10 +255,7 @@ fn options(url: &str, max_connections: u32, acquire_timeout: Duration) -> Connec
         .sqlx_logging(false)
         // the order writer's multi-row statements take one shape per batch size: keep them
         // all prepared (sqlx keeps 100 per connection by default)
-        .map_sqlx_postgres_opts(|o| {
-            o.statement_cache_capacity(STATEMENT_CACHE)
-                .options([PLAN_FOR_THE_TABLES_AS_THEY_ARE])
-        })
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
         .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
         .map_sqlx_sqlite_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     options

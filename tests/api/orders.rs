@@ -750,8 +750,8 @@ async fn orders_table_scans(server: &TestServer, orders: i64) -> OrdersTableScan
 /// Issue #12: on a fresh PostgreSQL database whose empty tables were analyzed (as autovacuum,
 /// `vacuumdb --analyze` or a restore leave them), the foreign-key checks of the items and payment
 /// of every order kept a plan made while `orders` was believed empty: a sequential scan of the
-/// whole, growing table, ~3 per order. Once `orders` outgrows its first pages, no order may scan
-/// it any more.
+/// whole, growing table, ~3 per order. Once the first few hundred orders are in (and the server
+/// has refreshed the statistics it finds stale), no order may scan it any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_on_a_fresh_analyzed_database_never_scan_the_orders_table() {
     let Some(backend) = backends()
