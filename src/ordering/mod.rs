@@ -10,7 +10,8 @@
 //! - [`writer`] + [`placing`]: new orders and payments, many per transaction (group commit).
 //! - [`lifecycle`]: cancel, refund, expire; [`expiry`]: the worker that expires overdue orders.
 //! - [`queries`]: reads; [`rows`]: the order tables' own statements; [`event`]: the outbox
-//!   payload; [`announce`]: what a commit announces.
+//!   payload; [`announce`]: what a commit announces; [`statistics`]: planner statistics that
+//!   keep up with a fresh database.
 
 pub mod announce;
 pub mod event;
@@ -23,4 +24,5 @@ pub mod queries;
 pub mod request;
 pub mod rows;
 pub mod service;
+pub mod statistics;
 pub mod writer;

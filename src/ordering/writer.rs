@@ -1,12 +1,14 @@
 //! The order writer: `placeOrder`, `createOrder` and `payOrder` of this instance are applied many
 //! per transaction ([`placing`]) by a [`BatchWriter`] (group commit: see
-//! [`crate::infra::batching`]); each commit is then announced ([`Announcer`]).
+//! [`crate::infra::batching`]); each commit is then announced ([`Announcer`]) and counted for
+//! the order tables' statistics ([`StatisticsWatch`]).
 
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::announce::{Aftermath, Announcer};
 use super::model::{OrderError, OrderSettings};
 use super::placing::{self, Command, Outcome};
+use super::statistics::StatisticsWatch;
 use crate::error::CommonError;
 use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database};
@@ -15,25 +17,35 @@ use crate::infra::db::{AttemptError, Database};
 pub struct OrderBatch {
     orders: OrderSettings,
     announcer: Announcer,
+    statistics: StatisticsWatch,
 }
 
 impl Batch for OrderBatch {
     type Command = Command;
     type Outcome = Outcome;
-    type Aftermath = Aftermath;
+    /// What to announce, and how many orders the batch placed.
+    type Aftermath = (Aftermath, u64);
     const NAME: &'static str = "orders";
 
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
         commands: &[Command],
-    ) -> Result<(Vec<Outcome>, Aftermath), AttemptError> {
+    ) -> Result<(Vec<Outcome>, (Aftermath, u64)), AttemptError> {
         let applied = placing::apply(txn, commands, &self.orders).await?;
-        Ok((applied.outcomes, applied.aftermath))
+        let placed = commands
+            .iter()
+            .zip(&applied.outcomes)
+            .filter(|(command, outcome)| {
+                matches!(command, Command::Place { .. }) && outcome.is_ok()
+            })
+            .count() as u64;
+        Ok((applied.outcomes, (applied.aftermath, placed)))
     }
 
-    fn committed(&self, aftermath: Aftermath) {
+    fn committed(&self, (aftermath, placed): (Aftermath, u64)) {
         self.announcer.announce(&aftermath);
+        self.statistics.placed(placed);
     }
 
     fn unconfirmed(&self) -> Outcome {
@@ -56,7 +68,17 @@ impl OrderWriter {
         batches: BatchSettings,
         announcer: Announcer,
     ) -> std::io::Result<Self> {
-        BatchWriter::start(db, batches, OrderBatch { orders, announcer }).map(Self)
+        let statistics = StatisticsWatch::new(db.clone());
+        BatchWriter::start(
+            db,
+            batches,
+            OrderBatch {
+                orders,
+                announcer,
+                statistics,
+            },
+        )
+        .map(Self)
     }
 
     /// Applies one command with whatever else is waiting; its outcome once committed.

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use commerce::config::Settings;
 use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    TestServer, assert_invariants, id_of, items, ledger, on_every_backend, on_every_backend_with,
-    stock, units_in_orders,
+    FreshDatabase, TestServer, assert_invariants, backends, id_of, items, ledger, on_every_backend,
+    on_every_backend_with, stock, units_in_orders,
 };
 
 const ORDER_FIELDS: &str =
@@ -692,4 +694,117 @@ async fn listing_orders_costs_a_constant_number_of_queries() {
         assert!(cost[1] <= 8, "{cost:?}");
     })
     .await;
+}
+
+/// How often PostgreSQL read `orders` whole, and the rows the counted orders wrote.
+struct OrdersTableScans {
+    sequential: i64,
+    orders_inserted: i64,
+    payments_inserted: i64,
+}
+
+/// `pg_stat_user_tables` once it counts `orders` rows (and as many payments): each backend flushes
+/// its counters about once a second (an idle one within ~10 s), every table's at once, so the
+/// scans of the transactions that wrote them are in.
+async fn orders_table_scans(server: &TestServer, orders: i64) -> OrdersTableScans {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = server
+            .database()
+            .conn()
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables
+                 WHERE relname IN ('orders', 'payments')",
+            ))
+            .await
+            .unwrap();
+        let mut scans = OrdersTableScans {
+            sequential: 0,
+            orders_inserted: 0,
+            payments_inserted: 0,
+        };
+        for row in rows {
+            let inserted: i64 = row.try_get("", "n_tup_ins").unwrap();
+            match row.try_get::<String>("", "relname").unwrap().as_str() {
+                "orders" => {
+                    scans.sequential = row.try_get("", "seq_scan").unwrap();
+                    scans.orders_inserted = inserted;
+                }
+                _ => scans.payments_inserted = inserted,
+            }
+        }
+        if scans.orders_inserted >= orders && scans.payments_inserted >= orders {
+            return scans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the statistics never counted {orders} orders and payments: {} and {}",
+            scans.orders_inserted,
+            scans.payments_inserted
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Issue #12: on a fresh PostgreSQL database whose empty tables were analyzed (as autovacuum,
+/// `vacuumdb --analyze` or a restore leave them), the foreign-key checks of the items and payment
+/// of every order kept a plan made while `orders` was believed empty: a sequential scan of the
+/// whole, growing table, ~3 per order. Once the first few hundred orders are in (and the server
+/// has refreshed the statistics it finds stale), no order may scan it any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_on_a_fresh_analyzed_database_never_scan_the_orders_table() {
+    let Some(backend) = backends()
+        .await
+        .iter()
+        .find(|b| b.name.starts_with("postgres"))
+    else {
+        eprintln!("no PostgreSQL backend: this test is about PostgreSQL's plans");
+        return;
+    };
+    let database = FreshDatabase::create(backend).await;
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.redis_url = backend.redis_url.clone();
+    settings.redis_key_prefix = format!("{}:", database.name);
+    let server = TestServer::start(backend.name, settings).await;
+    server
+        .database()
+        .conn()
+        .execute_unprepared("ANALYZE")
+        .await
+        .unwrap();
+    let shelf = server
+        .stocked("p", "fresh", [(1_000, 1_000_000), (2_000, 1_000_000)])
+        .await;
+    let users = server.customers("u", [1_000_000; 10]).await;
+    let place = |count: usize| {
+        let (server, products, users) = (&server, &shelf.ids, &users);
+        async move {
+            let placed = join_all((0..count).map(|i| {
+                let lines = [(products[0], 1), (products[1], 1)];
+                order(server, "placeOrder", users[i % users.len()].0, &lines)
+            }))
+            .await;
+            for payload in placed {
+                assert_eq!(payload["order"]["status"], json!("COMPLETED"), "{payload}");
+            }
+        }
+    };
+
+    // ~600 orders: `orders` grows past the few pages where reading it whole is the cheaper plan
+    place(600).await;
+    let warmed = orders_table_scans(&server, 600).await;
+    place(300).await;
+    let after = orders_table_scans(&server, 900).await;
+    let scans = after.sequential - warmed.sequential;
+    eprintln!(
+        "sequential scans of orders: {} in the first 600 orders, {scans} in the next 300",
+        warmed.sequential
+    );
+    assert!(
+        scans <= 30,
+        "{scans} sequential scans of orders for 300 orders (today's plans: ~900)"
+    );
+    server.stop();
+    database.remove().await;
 }
