@@ -202,6 +202,7 @@ impl Application {
                 settings.rate_limit_ip_per_sec,
                 settings.rate_limit_ip_burst,
             ),
+            allowed_origins: settings.allowed_origins(),
             documents,
             shutdown: shutdown.clone(),
             connections: connections.clone(),

@@ -243,6 +243,56 @@ pub struct Settings {
     /// Largest balance a user may hold, in won.
     #[arg(long, env = "MAX_BALANCE", default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
     pub max_balance: i64,
+
+    /// Web origins whose pages may call the API: `*` or a comma-separated list such as
+    /// `https://shop.example.com,http://localhost:5173`. Default: any in dev mode, none but the
+    /// server's own in jwt mode.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", global = true)]
+    pub cors_allowed_origins: Option<AllowedOrigins>,
+}
+
+/// `CORS_ALLOWED_ORIGINS`: the web origins whose pages may call the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `*`: every origin.
+    Any,
+    /// Exactly these `scheme://host[:port]` origins, in lower case (none: only the server's own
+    /// pages).
+    Listed(Vec<String>),
+}
+
+impl std::str::FromStr for AllowedOrigins {
+    type Err = String;
+
+    fn from_str(setting: &str) -> Result<Self, Self::Err> {
+        if setting.trim() == "*" {
+            return Ok(AllowedOrigins::Any);
+        }
+        let origins = setting
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let is_origin = origin.split_once("://").is_some_and(|(scheme, authority)| {
+                    matches!(scheme, "http" | "https")
+                        && !authority.is_empty()
+                        && authority.bytes().all(|b| b.is_ascii_graphic())
+                        && !authority.contains(['/', '?', '#', '*', '@'])
+                });
+                if is_origin {
+                    // browsers send origins in lower case
+                    Ok(origin.to_ascii_lowercase())
+                } else {
+                    Err(format!(
+                        "{origin:?} is not an origin: give `*` or a comma-separated list of \
+                         http(s)://host[:port] without a path, e.g. \
+                         https://shop.example.com,http://localhost:5173"
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AllowedOrigins::Listed(origins))
+    }
 }
 
 /// A secret setting: never printed (Debug shows `***`).
@@ -329,6 +379,7 @@ impl Settings {
             outbox_breaker_cooldown_ms: 10_000,
             outbox_batch: 100,
             time_zone: chrono_tz::Asia::Seoul,
+            cors_allowed_origins: None,
         }
     }
 
@@ -378,6 +429,17 @@ impl Settings {
 
     pub fn ws_init_timeout(&self) -> Duration {
         Duration::from_secs(self.ws_init_timeout_secs)
+    }
+
+    /// The web origins allowed to call the API from a browser: the setting, else any in dev
+    /// mode and none but the server's own in jwt mode.
+    pub fn allowed_origins(&self) -> AllowedOrigins {
+        self.cors_allowed_origins
+            .clone()
+            .unwrap_or(match self.effective_auth_mode() {
+                AuthMode::Dev => AllowedOrigins::Any,
+                AuthMode::Jwt => AllowedOrigins::Listed(Vec::new()),
+            })
     }
 
     /// Refuses combinations that cannot work or would be unsafe.

@@ -10,6 +10,7 @@
 //! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
 //! in the logs; every request has a time limit (408).
 
+mod cors;
 mod graphql_http;
 pub mod limits;
 mod ws;
@@ -20,14 +21,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -46,6 +46,8 @@ pub struct HttpState {
     pub auth: Authenticator,
     pub limits: HttpLimits,
     pub mutation_limits: limits::MutationLimits,
+    /// The web origins whose pages may call the API.
+    pub allowed_origins: crate::config::AllowedOrigins,
     /// Persisted queries and parsed documents.
     pub documents: crate::graphql::documents::Documents,
     /// Cancelled when the server stops: WebSocket connections close with 1001.
@@ -72,17 +74,7 @@ pub struct HttpLimits {
 pub fn router(state: HttpState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let timeout = state.limits.request_timeout;
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            header::ACCEPT,
-            HeaderName::from_static("x-user-id"),
-            HeaderName::from_static("x-role"),
-            HeaderName::from_static("x-request-id"),
-        ]);
+    let cors = cors::layer(&state.allowed_origins);
     Router::new()
         .route(
             "/graphql",

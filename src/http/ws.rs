@@ -93,6 +93,13 @@ pub fn upgrade(
         )
             .into_response();
     }
+    if !super::cors::permits_socket(&state.allowed_origins, headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open WebSockets here (CORS_ALLOWED_ORIGINS)",
+        )
+            .into_response();
+    }
     let open = state.open_sockets.load(Ordering::Relaxed);
     if open >= state.limits.ws_max_connections {
         return (
@@ -305,20 +312,33 @@ impl Connection {
     /// The viewer for a `connection_init` payload (else the upgrade request's headers); wrong
     /// credentials, or credentials of a user that does not exist, close with 4403.
     async fn authenticate(&self, payload: Option<&Value>) -> Result<Viewer, Option<Close>> {
-        let entry = |name: &str| {
-            payload
-                .and_then(Value::as_object)
-                .and_then(|map| {
-                    map.iter()
-                        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                        .map(|(_, value)| value)
-                })
-                .and_then(Value::as_str)
+        // a number is taken as its digits (`{"x-user-id": 1}`); any other non-string value is
+        // a wrong credential rather than none
+        let mut malformed = false;
+        let mut entry = |name: &str| {
+            let value = payload.and_then(Value::as_object).and_then(|map| {
+                map.iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value)
+            })?;
+            match value {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => {
+                    malformed = true;
+                    None
+                }
+            }
         };
+        let (authorization, user_id, role) =
+            (entry("authorization"), entry("x-user-id"), entry("x-role"));
+        if malformed {
+            return Err(Some(Close(4403, "Forbidden")));
+        }
         let credentials = Credentials {
-            authorization: entry("authorization"),
-            user_id: entry("x-user-id"),
-            role: entry("x-role"),
+            authorization: authorization.as_deref(),
+            user_id: user_id.as_deref(),
+            role: role.as_deref(),
         };
         let has_credentials = credentials.authorization.is_some()
             || credentials.user_id.is_some()

@@ -111,6 +111,16 @@ async fn connection_init_payload_authenticates_the_socket() {
         let next = receive(&mut socket).await;
         assert_eq!(next["payload"]["data"]["me"], json!({ "name": "socket user", "balance": 1_234 }));
 
+        // a JSON number names the same user; a value of another type is a wrong credential,
+        // never silently anonymous
+        let mut numeric = initialised(&server, json!({ "x-user-id": user })).await;
+        send(&mut numeric, json!({ "id": "me", "type": "subscribe", "payload": { "query": "{ me { name } }" } })).await;
+        let next = receive(&mut numeric).await;
+        assert_eq!(next["payload"]["data"]["me"]["name"], json!("socket user"));
+        let mut malformed = connect(&server).await;
+        send(&mut malformed, json!({ "type": "connection_init", "payload": { "x-user-id": [user] } })).await;
+        assert_eq!(close_code(&mut malformed).await, 4403);
+
         let mut anonymous = initialised(&server, json!({})).await;
         send(&mut anonymous, json!({ "id": "me", "type": "subscribe", "payload": { "query": "{ me { name } }" } })).await;
         let next = receive(&mut anonymous).await;
