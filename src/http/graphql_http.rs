@@ -6,6 +6,8 @@
 //!   validation failure, query too complex) is answered 400; with `application/json`, 200;
 //! - bodies must be `application/json` (415 otherwise), are size-capped by the router (413), and
 //!   batches are capped in length;
+//! - a request without a document (nor a persisted query's hash) is refused with 400, and a
+//!   request refused before execution has no `data` entry;
 //! - a mutation sent with GET is refused with 405;
 //! - wrong credentials are 401; missing ones leave the viewer anonymous.
 
@@ -30,6 +32,7 @@ use crate::infra::meters::RATE_LIMITED;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
+const INTERNAL_ERROR_BODY: &str = r#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#;
 
 /// The media type of the answer, chosen from `Accept`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -167,6 +170,13 @@ pub async fn graphql_post(
         );
         return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
     }
+    let has_no_document = match &batch {
+        BatchRequest::Single(request) => lacks_document(request),
+        BatchRequest::Batch(requests) => requests.iter().any(lacks_document),
+    };
+    if has_no_document {
+        return no_document(format);
+    }
     let (single, requests) = match batch {
         BatchRequest::Single(request) => (true, vec![request]),
         BatchRequest::Batch(requests) => (false, requests),
@@ -240,6 +250,9 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
             return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
         }
     };
+    if lacks_document(&request) {
+        return no_document(format);
+    }
     if let Err(refused) = state
         .documents
         .resolve_persisted(&mut request, &state.limits.document)
@@ -268,6 +281,21 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
     let response = run_to_completion(async move { vec![schema.execute(request).await] }).await;
     respond(
         BatchResponse::Single(response.into_iter().next().unwrap_or_default()),
+        format,
+    )
+}
+
+/// A request with neither a document nor a persisted query's hash is not a GraphQL request
+/// (e.g. `query` misspelled).
+fn lacks_document(request: &Request) -> bool {
+    request.query.is_empty() && !request.extensions.contains_key("persistedQuery")
+}
+
+fn no_document(format: ResponseFormat) -> Response {
+    refusal(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "the request has no `query` (nor a persistedQuery hash)",
         format,
     )
 }
@@ -319,13 +347,39 @@ fn respond(response: BatchResponse, format: ResponseFormat) -> Response {
         }
         _ => StatusCode::OK,
     };
-    let body = serde_json::to_string(&response).unwrap_or_else(|_| {
-        r#"{"errors":[{"message":"internal server error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_owned()
-    });
+    let refused_before_execution = match &response {
+        BatchResponse::Single(single) => failed_before_execution(single),
+        BatchResponse::Batch(responses) => responses.iter().any(failed_before_execution),
+    };
+    // the common case is written straight from the responses
+    let body = if refused_before_execution {
+        match &response {
+            BatchResponse::Single(single) => body_of(single),
+            BatchResponse::Batch(responses) => responses.iter().map(body_of).collect(),
+        }
+        .to_string()
+    } else {
+        serde_json::to_string(&response).unwrap_or_else(|_| INTERNAL_ERROR_BODY.to_owned())
+    };
     let mut http = (status, body).into_response();
     http.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
     http
+}
+
+/// The JSON of one response. A request refused before execution has no `data` entry at all (the
+/// GraphQL spec: "If an error was raised before execution begins, the data entry should not be
+/// present"), not `data: null`.
+fn body_of(response: &async_graphql::Response) -> serde_json::Value {
+    let Ok(mut body) = serde_json::to_value(response) else {
+        return serde_json::from_str(INTERNAL_ERROR_BODY).unwrap_or_default();
+    };
+    if failed_before_execution(response)
+        && let Some(fields) = body.as_object_mut()
+    {
+        fields.remove("data");
+    }
+    body
 }

@@ -8,6 +8,8 @@ mod auth;
 mod balance;
 mod batches;
 mod catalog;
+mod clients;
+mod cors;
 mod coupons;
 mod faults;
 mod fuzz;

@@ -83,7 +83,37 @@ async fn accept_negotiation_and_status_codes() {
             let (status, _, body) =
                 post_raw(&server, Some("application/json"), json_ct, query(q)).await;
             assert_eq!((status, error_code(&body)), (200, code), "{q}");
+            // refused before execution: no `data` entry at all, not `data: null`
+            assert!(body.get("data").is_none(), "{q}: {body}");
         }
+        // an execution error keeps its `data`
+        let (_, _, body) = post_raw(&server, None, json_ct, query("{ me { id } }")).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+        assert!(body.get("data").is_some(), "{body}");
+
+        // no document at all (a misspelled `query`, an empty body object): 400 whatever Accept says
+        for accept in [Some(GQL_JSON), Some("application/json")] {
+            for body in [
+                json!({ "qeury": "{ products { totalCount } }" }),
+                json!({}),
+                json!([{}]),
+            ] {
+                let (status, _, answer) =
+                    post_raw(&server, accept, json_ct, body.to_string()).await;
+                assert_eq!(
+                    (status, error_code(&answer)),
+                    (400, "BAD_REQUEST"),
+                    "{body}"
+                );
+            }
+        }
+        let response = server
+            .http
+            .get(server.url("/graphql?variables=%7B%7D"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "GET without a query");
 
         // bodies: JSON only, well-formed, bounded
         for content_type in [

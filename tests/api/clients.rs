@@ -1,0 +1,94 @@
+//! The clients that frontend teams use, run for real against a server started by the harness
+//! (PostgreSQL + Redis when the run has them, else SQLite): the graphql-http server audit, the
+//! playground (GraphiQL) in headless Chromium, and the example web app in `clients/web`.
+//!
+//! They need Node.js, each client's `npm ci`, and Chromium (`CHROMIUM`, default
+//! `/usr/bin/chromium`), so they run when `TEST_CLIENTS` is set, as `.ci/run` does after
+//! installing them; otherwise they say so and pass, except under `CI`, where they fail.
+//! Screenshots go to `target/screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::{FreshDatabase, TestServer, server_backend, settings_on, sqlite};
+
+/// The client folder `clients/<name>`, or `None` when this run does not test clients.
+fn client(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(name);
+    if std::env::var_os("TEST_CLIENTS").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test the clients: install them and set TEST_CLIENTS (see .ci/run)"
+        );
+        eprintln!("NOTE: TEST_CLIENTS is not set: clients/{name} was NOT tested");
+        return None;
+    }
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "clients/{name}/node_modules is missing: run `npm ci` there"
+    );
+    Some(dir)
+}
+
+/// Where a test's screenshot goes.
+fn screenshot(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.png")).display().to_string()
+}
+
+/// Runs `node <script> <args>` in `dir` and fails the test, showing its output, unless it
+/// exits 0 within two minutes.
+async fn node(dir: &Path, script: &str, args: &[&str]) {
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} took over two minutes"))
+        .unwrap_or_else(|err| panic!("node {script}: {err} (is Node.js installed?)"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(output.status.success(), "{script} failed: {stdout}{stderr}");
+}
+
+/// A server on a fresh database: PostgreSQL + Redis when the run has them, else SQLite.
+async fn fresh_server() -> (TestServer, FreshDatabase) {
+    let backend = match server_backend().await {
+        Some(backend) => backend,
+        None => sqlite().await,
+    };
+    let database = FreshDatabase::create(backend).await;
+    let server = TestServer::start(backend.name, settings_on(backend, &database)).await;
+    (server, database)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_over_http_audit_finds_nothing_to_warn_about() {
+    let Some(dir) = client("audit") else { return };
+    let (server, database) = fresh_server().await;
+    node(&dir, "audit.mjs", &[&server.url("/graphql"), "--strict"]).await;
+    server.stop();
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_web_app_charges_orders_and_shows_the_ranking_pushed_by_the_subscription() {
+    let Some(dir) = client("web") else { return };
+    let (server, database) = fresh_server().await;
+    let base = server.url("");
+    node(
+        &dir,
+        "test/browser.mjs",
+        &[base.trim_end_matches('/'), &screenshot("web-app")],
+    )
+    .await;
+    server.stop();
+    database.remove().await;
+}
