@@ -21,10 +21,14 @@ use crate::error::AppError;
 /// this is refused.
 pub const JWT_LEEWAY_SECS: u64 = 5;
 
+/// What a user may do.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
+    /// Shops: sees and changes only their own balance, orders and coupons.
     Customer,
+    /// Also creates users, products and coupon events, restocks, sees and cancels any order, and
+    /// watches the outbox.
     Admin,
 }
 

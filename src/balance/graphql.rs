@@ -14,20 +14,28 @@ use crate::graphql::scalars::Won;
 /// What moved a balance.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum BalanceEntryKind {
+    /// Won added by `chargeBalance`.
     Charge,
+    /// Won taken to pay an order (`placeOrder` or `payOrder`).
     Payment,
+    /// Won given back when a COMPLETED order was cancelled (`cancelOrder`).
     Refund,
 }
 
 /// One movement of a balance.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct BalanceEntry {
+    /// The entry's id.
     pub id: ID,
+    /// What moved the balance.
     pub kind: BalanceEntryKind,
     /// Signed: positive for charges and refunds, negative for payments.
     pub amount: Won,
+    /// The balance in won right after this movement.
     pub balance_after: Won,
+    /// The order paid or refunded; null for a charge.
     pub order_id: Option<ID>,
+    /// When the balance moved.
     pub created_at: DateTime<Utc>,
 }
 
@@ -54,19 +62,25 @@ impl From<balance_ledger::Model> for BalanceEntry {
     }
 }
 
+/// A charge of the viewer's prepaid balance.
 #[derive(InputObject)]
 pub struct ChargeBalanceInput {
     /// Won to add: positive, at most the per-charge limit.
     pub amount: Won,
-    /// Optional key: sending the same charge again with it returns the first result.
+    /// Optional key (1 to 200 characters): sending the same charge again with it returns the
+    /// first result.
     pub idempotency_key: Option<String>,
 }
 
+/// The result of `chargeBalance`: the new balance and its ledger entry, or why nothing was
+/// charged.
 #[derive(SimpleObject)]
 pub struct ChargeBalancePayload {
-    /// The balance right after this charge.
+    /// The balance right after this charge, in won; null when refused.
     pub balance: Option<Won>,
+    /// The CHARGE entry written; null when refused.
     pub entry: Option<BalanceEntry>,
+    /// Why nothing was charged; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -93,11 +107,13 @@ pub struct BalanceMutation;
 
 #[Object]
 impl BalanceMutation {
-    /// Adds won to the viewer's prepaid balance.
+    /// Adds won to the viewer's prepaid balance (signed-in users). `userErrors`: INVALID_INPUT
+    /// (an amount that is not positive or above the per-charge limit, a malformed key),
+    /// IDEMPOTENCY_KEY_REUSED, BALANCE_LIMIT_EXCEEDED.
     async fn charge_balance(
         &self,
         ctx: &Context<'_>,
-        input: ChargeBalanceInput,
+        #[graphql(desc = "The amount to charge.")] input: ChargeBalanceInput,
     ) -> async_graphql::Result<ChargeBalancePayload> {
         let user_id = crate::graphql::context::viewer(ctx).require_user()?;
         ChargeBalancePayload::resolve(

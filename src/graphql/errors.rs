@@ -28,16 +28,29 @@ use crate::ranking::service::RankingService;
 /// Codes of the business outcomes reported in `userErrors`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum ErrorCode {
+    /// An input field is malformed or out of range; `field` names it.
     InvalidInput,
+    /// The product, order or coupon event named by `field` does not exist (or is not the
+    /// viewer's).
     NotFound,
+    /// The `idempotencyKey` was already used with another request.
     IdempotencyKeyReused,
+    /// The charge would take the balance over its ceiling (BalanceLimitError).
     BalanceLimitExceeded,
+    /// A line asks for more units than the product has (OutOfStockError, one per line).
     OutOfStock,
+    /// The balance does not cover the order's total (InsufficientBalanceError).
     InsufficientBalance,
+    /// The order's status does not allow this (e.g. paying an order that is not PENDING).
     InvalidStateTransition,
+    /// The coupon cannot pay part of this order (not the viewer's, not AVAILABLE, expired, or
+    /// the subtotal is below its `minOrderAmount`); `message` says which.
     CouponNotUsable,
+    /// The coupon event has no coupons left (CouponExhaustedError).
     CouponExhausted,
+    /// The viewer already holds this event's coupon: one per user.
     CouponAlreadyIssued,
+    /// The coupon event has not started yet or has ended.
     CouponEventNotActive,
 }
 
@@ -63,8 +76,16 @@ impl ErrorCode {
 /// A business outcome reported as data.
 #[derive(Clone, Debug, Interface)]
 #[graphql(
-    field(name = "code", ty = "&ErrorCode"),
-    field(name = "message", ty = "&String"),
+    field(
+        name = "code",
+        ty = "&ErrorCode",
+        desc = "What went wrong, for programs."
+    ),
+    field(
+        name = "message",
+        ty = "&String",
+        desc = "What went wrong, for people (English)."
+    ),
     field(
         name = "field",
         ty = "&Option<Vec<String>>",
@@ -82,18 +103,26 @@ pub enum UserError {
 /// A user error with no details beyond its code, message and field.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct SimpleUserError {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people (English).
     pub message: String,
+    /// Path of the input field at fault, if any.
     pub field: Option<Vec<String>>,
 }
 
 /// A charge would take the balance over its ceiling.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct BalanceLimitError {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people (English).
     pub message: String,
+    /// Path of the input field at fault, if any.
     pub field: Option<Vec<String>>,
+    /// The balance now, in won.
     pub balance: Won,
+    /// The most won a balance may hold.
     pub max_balance: Won,
 }
 
@@ -101,11 +130,17 @@ pub struct BalanceLimitError {
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(complex)]
 pub struct OutOfStockError {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people (English).
     pub message: String,
+    /// Path of the input field at fault, if any.
     pub field: Option<Vec<String>>,
+    /// The product short of stock.
     pub product_id: ID,
+    /// Units the order asks for (all its lines of the product together).
     pub requested: i32,
+    /// Units in stock now.
     pub available: i32,
 }
 
@@ -115,7 +150,7 @@ impl OutOfStockError {
     async fn alternatives(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 3)] limit: i32,
+        #[graphql(default = 3, desc = "How many at most; clamped to 1 to 20.")] limit: i32,
     ) -> async_graphql::Result<Vec<Product>> {
         let id = self.product_id.parse::<i64>().unwrap_or_default();
         let catalog = ctx.data_unchecked::<CatalogService>();
@@ -134,10 +169,15 @@ impl OutOfStockError {
 /// The balance does not cover the order.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct InsufficientBalanceError {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people (English).
     pub message: String,
+    /// Path of the input field at fault, if any.
     pub field: Option<Vec<String>>,
+    /// The balance now, in won.
     pub balance: Won,
+    /// The order's total, in won.
     pub required: Won,
 }
 
@@ -145,15 +185,19 @@ pub struct InsufficientBalanceError {
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(complex)]
 pub struct CouponExhaustedError {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people (English).
     pub message: String,
+    /// Path of the input field at fault, if any.
     pub field: Option<Vec<String>>,
+    /// The event that ran out.
     pub event_id: ID,
 }
 
 #[ComplexObject]
 impl CouponExhaustedError {
-    /// Active events that still have coupons.
+    /// Up to 5 other events open now with coupons left.
     async fn alternatives(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CouponEvent>> {
         let id = self.event_id.parse::<i64>().unwrap_or_default();
         let events = ctx

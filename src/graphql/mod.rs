@@ -24,9 +24,12 @@ use async_graphql::{
     ValidationResult, Variables,
 };
 
+use crate::balance::graphql::BalanceEntry;
 use crate::balance::graphql::BalanceMutation;
+use crate::catalog::graphql::product::Product;
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery, CatalogSubscription};
 use crate::coupon::graphql::{CouponMutation, CouponQuery};
+use crate::ordering::graphql::Order;
 use crate::ordering::graphql::{OrderingMutation, OrderingQuery};
 use crate::outbox::graphql::{OutboxMutation, OutboxQuery};
 use crate::ranking::graphql::{RankingQuery, RankingSubscription};
@@ -34,8 +37,11 @@ use crate::state::AppState;
 use crate::users::graphql::UsersMutation;
 use limits::DocumentLimits;
 use limits::enforcement::DocumentLimitsExtension;
+use pagination::IdConnection;
 use user::UserQuery;
 
+/// What clients can read: the viewer, the catalog, orders, coupon events, rankings and (for
+/// administrators) the outbox.
 #[derive(MergedObject, Default)]
 pub struct Query(
     UserQuery,
@@ -46,6 +52,8 @@ pub struct Query(
     OutboxQuery,
 );
 
+/// What clients can change. Business refusals come back as the payload's `userErrors` (nothing
+/// changed); authentication, permission and malformed requests as top-level errors.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     BalanceMutation,
@@ -56,6 +64,7 @@ pub struct Mutation(
     CatalogMutation,
 );
 
+/// Live updates over WebSocket (`graphql-transport-ws`).
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(CatalogSubscription, RankingSubscription);
 
@@ -88,6 +97,25 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Query::default(),
         Mutation::default(),
         Subscription::default(),
+    )
+    // types of async-graphql, which come without a description of ours
+    .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+        "An instant, as an RFC 3339 string: sent in UTC (`+00:00`), accepted with any offset.",
+    )
+    .override_output_type_description::<chrono::NaiveDate>(
+        "A calendar day of the business time zone (Asia/Seoul by default), as `YYYY-MM-DD`.",
+    )
+    .override_output_type_description::<IdConnection<Product>>(
+        "A page of products (a Relay connection): pass `pageInfo.endCursor` as `after` for the \
+         next page.",
+    )
+    .override_output_type_description::<IdConnection<Order>>(
+        "A page of orders (a Relay connection): pass `pageInfo.endCursor` as `after` for the \
+         next page.",
+    )
+    .override_output_type_description::<IdConnection<BalanceEntry>>(
+        "A page of balance entries (a Relay connection): pass `pageInfo.endCursor` as `after` \
+         for the next page.",
     )
 }
 

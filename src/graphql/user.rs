@@ -39,16 +39,20 @@ impl From<user::Model> for User {
     }
 }
 
+/// A shopper or administrator, with their balance, orders and coupons.
 #[Object]
 impl User {
+    /// The user's id.
     async fn id(&self) -> ID {
         ID(self.id.to_string())
     }
 
+    /// The user's display name.
     async fn name(&self) -> &str {
         &self.name
     }
 
+    /// CUSTOMER or ADMIN.
     async fn role(&self) -> async_graphql::Result<Role> {
         Role::parse(&self.role).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!(
@@ -60,6 +64,7 @@ impl User {
         })
     }
 
+    /// When the user was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
@@ -79,7 +84,10 @@ impl User {
     async fn balance_history(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: i32,
+        #[graphql(default = 20, desc = "Page size, 1 to 100 (else BAD_USER_INPUT).")] first: i32,
+        #[graphql(
+            desc = "The `pageInfo.endCursor` of the previous page; omit for the first page."
+        )]
         after: Option<String>,
     ) -> async_graphql::Result<IdConnection<BalanceEntry>> {
         let request = page_request(first, after.as_deref())?;
@@ -93,10 +101,14 @@ impl User {
         }))
     }
 
-    /// The user's coupons, newest first, optionally of one status.
+    /// The user's coupons, newest first (at most 500), optionally of one status.
     async fn coupons(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Only coupons in this status (as shown: an AVAILABLE coupon past \
+                          `expiresAt` is EXPIRED); omit for all."
+        )]
         status: Option<CouponStatus>,
     ) -> async_graphql::Result<Vec<Coupon>> {
         Ok(coupons_of(ctx.data_unchecked::<CouponService>(), self.id, status).await?)
@@ -107,9 +119,12 @@ impl User {
     async fn orders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: i32,
+        #[graphql(default = 20, desc = "Page size, 1 to 100 (else BAD_USER_INPUT).")] first: i32,
+        #[graphql(
+            desc = "The `pageInfo.endCursor` of the previous page; omit for the first page."
+        )]
         after: Option<String>,
-        status: Option<OrderStatus>,
+        #[graphql(desc = "Only orders in this status; omit for all.")] status: Option<OrderStatus>,
     ) -> async_graphql::Result<IdConnection<Order>> {
         let request = page_request(first, after.as_deref())?;
         let page = ctx
@@ -128,7 +143,7 @@ pub struct UserQuery;
 
 #[Object]
 impl UserQuery {
-    /// The authenticated user.
+    /// The signed-in user (UNAUTHENTICATED without credentials).
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let user_id = viewer(ctx).require_user()?;
         let user = ctx

@@ -21,6 +21,7 @@ use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
 use crate::ordering::service::OrderingService;
 
+/// Where an order stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum OrderStatus {
     /// Created, stock held until `expiresAt`, waiting for `payOrder`.
@@ -65,17 +66,23 @@ impl From<OrderStatus> for order::OrderStatus {
 pub struct Order {
     #[graphql(skip)]
     order_id: i64,
+    /// The order's id.
     pub id: ID,
+    /// Where the order stands.
     pub status: OrderStatus,
     /// Sum of the lines at their unit prices.
     pub subtotal: Won,
+    /// What the coupon takes off the subtotal, in won; 0 without a coupon.
     pub discount: Won,
     /// What the balance pays: subtotal minus discount.
     pub total: Won,
+    /// When the order was placed.
     pub created_at: DateTime<Utc>,
+    /// When it was paid; null if it never was.
     pub paid_at: Option<DateTime<Utc>>,
     /// Until when a PENDING order holds its stock.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was cancelled or refunded; null otherwise.
     pub cancelled_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     coupon_id: Option<i64>,
@@ -114,6 +121,7 @@ impl Order {
         Ok(coupon.map(|(coupon, event)| Coupon::new(coupon, event)))
     }
 
+    /// The lines, one per product.
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderItem>> {
         let items = ctx
             .data_unchecked::<DataLoader<OrderItemsLoader>>()
@@ -144,8 +152,11 @@ impl Order {
 pub struct OrderItem {
     #[graphql(skip)]
     product_id: i64,
+    /// Units ordered.
     pub quantity: i32,
+    /// The product's price in won when the order was placed.
     pub unit_price: Won,
+    /// `quantity` times `unitPrice`, in won.
     pub line_total: Won,
 }
 
@@ -162,14 +173,18 @@ impl From<order_item::Model> for OrderItem {
 
 #[ComplexObject]
 impl OrderItem {
+    /// The product ordered.
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
         Product::load(ctx, self.product_id).await
     }
 }
 
+/// Where a payment stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum PaymentStatus {
+    /// Taken from the balance.
     Success,
+    /// Given back to the balance when the order was cancelled.
     Refunded,
 }
 
@@ -186,10 +201,15 @@ impl From<payment::PaymentStatus> for PaymentStatus {
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(name = "Payment")]
 pub struct PaymentInfo {
+    /// The payment's id.
     pub id: ID,
+    /// Won taken from the balance: the order's `total`.
     pub amount: Won,
+    /// Whether it was refunded.
     pub status: PaymentStatus,
+    /// When it was taken.
     pub paid_at: DateTime<Utc>,
+    /// When it was given back; null unless REFUNDED.
     pub refunded_at: Option<DateTime<Utc>>,
 }
 
@@ -205,38 +225,53 @@ impl From<payment::Model> for PaymentInfo {
     }
 }
 
+/// One line of a new order.
 #[derive(InputObject)]
 pub struct OrderItemInput {
+    /// The product to order.
     pub product_id: ID,
-    /// Units, 1 to 1000.
+    /// Units, 1 to 1000 (also for all lines of one product together).
     pub quantity: i32,
 }
 
+/// A new order, for `placeOrder` or `createOrder`.
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
-    /// The lines; several lines of one product add up.
+    /// The lines, 1 to 100; several lines of one product add up.
     pub items: Vec<OrderItemInput>,
     /// One of the viewer's AVAILABLE coupons.
     pub coupon_id: Option<ID>,
-    /// Optional key: sending the same request again with it returns the first result.
+    /// Optional key (1 to 200 characters): sending the same request again with it returns the
+    /// first result.
     pub idempotency_key: Option<String>,
 }
 
+/// The PENDING order to pay.
 #[derive(InputObject)]
 pub struct PayOrderInput {
+    /// One of the viewer's orders.
     pub order_id: ID,
+    /// Optional key (1 to 200 characters): sending the same request again with it returns the
+    /// first result.
     pub idempotency_key: Option<String>,
 }
 
+/// The order to cancel or refund.
 #[derive(InputObject)]
 pub struct CancelOrderInput {
+    /// One of the viewer's orders (administrators: any order).
     pub order_id: ID,
+    /// Optional key (1 to 200 characters): sending the same request again with it returns the
+    /// first result. Ignored for administrators.
     pub idempotency_key: Option<String>,
 }
 
+/// The result of an order mutation: the order as it is now, or why nothing changed.
 #[derive(SimpleObject)]
 pub struct OrderPayload {
+    /// The order placed, paid or cancelled; null when refused.
     pub order: Option<Order>,
+    /// Why nothing changed (every failing line at once); empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -278,7 +313,12 @@ pub struct OrderingQuery;
 #[Object]
 impl OrderingQuery {
     /// One of the viewer's orders (administrators: any order); null when there is none.
-    async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Order>> {
+    /// UNAUTHENTICATED without credentials.
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The order's id; one that is not an order id is BAD_USER_INPUT.")] id: ID,
+    ) -> async_graphql::Result<Option<Order>> {
         let viewer = viewer(ctx);
         let user_id = viewer.user_id;
         if user_id.is_none() && !viewer.is_admin() {
@@ -302,29 +342,38 @@ pub struct OrderingMutation;
 
 #[Object]
 impl OrderingMutation {
-    /// Orders products and pays from the balance at once: COMPLETED, or nothing changes.
+    /// Orders products and pays from the balance at once: COMPLETED, or nothing changes
+    /// (signed-in users). `userErrors`: INVALID_INPUT, IDEMPOTENCY_KEY_REUSED, NOT_FOUND (a
+    /// product), OUT_OF_STOCK (one per line), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE.
     async fn place_order(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The lines, an optional coupon and an optional idempotency key.")]
         input: PlaceOrderInput,
     ) -> async_graphql::Result<OrderPayload> {
         place(ctx, input, Payment::Now).await
     }
 
-    /// Orders products to pay later: PENDING, stock held until `expiresAt`.
+    /// Orders products to pay later: PENDING, stock and coupon held until `expiresAt`
+    /// (signed-in users). Refused like `placeOrder`, also when the balance does not cover the
+    /// total now. `userErrors`: INVALID_INPUT, IDEMPOTENCY_KEY_REUSED, NOT_FOUND (a product),
+    /// OUT_OF_STOCK (one per line), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE.
     async fn create_order(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The lines, an optional coupon and an optional idempotency key.")]
         input: PlaceOrderInput,
     ) -> async_graphql::Result<OrderPayload> {
         place(ctx, input, Payment::Later).await
     }
 
-    /// Pays a PENDING order from the balance: COMPLETED.
+    /// Pays a PENDING order of the viewer's from the balance: COMPLETED. `userErrors`:
+    /// INVALID_INPUT, IDEMPOTENCY_KEY_REUSED, NOT_FOUND, INVALID_STATE_TRANSITION (not PENDING,
+    /// or past `expiresAt`: then it is EXPIRED), INSUFFICIENT_BALANCE.
     async fn pay_order(
         &self,
         ctx: &Context<'_>,
-        input: PayOrderInput,
+        #[graphql(desc = "The order to pay.")] input: PayOrderInput,
     ) -> async_graphql::Result<OrderPayload> {
         let user_id = viewer(ctx).require_user()?;
         let result = match order_id(&input.order_id) {
@@ -338,11 +387,13 @@ impl OrderingMutation {
         OrderPayload::resolve(&PAY_ORDER, result)
     }
 
-    /// Cancels a PENDING order (CANCELLED) or refunds a COMPLETED one (REFUNDED).
+    /// Cancels a PENDING order (CANCELLED) or refunds a COMPLETED one (REFUNDED); the viewer's
+    /// own, or any for administrators. `userErrors`: INVALID_INPUT, IDEMPOTENCY_KEY_REUSED,
+    /// NOT_FOUND, INVALID_STATE_TRANSITION (already CANCELLED, EXPIRED or REFUNDED).
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,
-        input: CancelOrderInput,
+        #[graphql(desc = "The order to cancel.")] input: CancelOrderInput,
     ) -> async_graphql::Result<OrderPayload> {
         let viewer = viewer(ctx);
         let owner = if viewer.is_admin() {

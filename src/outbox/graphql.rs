@@ -10,16 +10,22 @@ use crate::graphql::context::viewer;
 /// Delivery of events to the data platform.
 #[derive(SimpleObject)]
 pub struct OutboxStats {
+    /// Events waiting to be sent (or retried).
     pub pending: u64,
+    /// Events given up on (rejected by the platform, or out of attempts);
+    /// `retryFailedDeliveries` re-queues them.
     pub failed: u64,
+    /// Events the data platform has accepted.
     pub sent: u64,
     /// Seconds the oldest PENDING event has waited; null when none waits.
     pub oldest_pending_age: Option<f64>,
+    /// When the oldest PENDING event was written; null when none waits.
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// CLOSED, OPEN, HALF_OPEN, or DISABLED when no data platform is configured.
     pub circuit_state: String,
 }
 
+/// The result of `retryFailedDeliveries`.
 #[derive(SimpleObject)]
 pub struct RetryFailedDeliveriesPayload {
     /// How many FAILED events were put back in the queue.
@@ -31,7 +37,7 @@ pub struct OutboxQuery;
 
 #[Object]
 impl OutboxQuery {
-    /// The outbox at a glance. Admin only.
+    /// The outbox at a glance. Admin only (FORBIDDEN otherwise).
     async fn outbox_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<OutboxStats> {
         viewer(ctx).require_admin()?;
         let stats = ctx
@@ -57,7 +63,7 @@ pub struct OutboxMutation;
 
 #[Object]
 impl OutboxMutation {
-    /// Re-queues every FAILED delivery. Admin only.
+    /// Re-queues every FAILED delivery. Admin only (FORBIDDEN otherwise).
     async fn retry_failed_deliveries(
         &self,
         ctx: &Context<'_>,

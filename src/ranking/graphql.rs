@@ -20,14 +20,18 @@ pub const MAX_DAYS: i32 = 30;
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(complex)]
 pub struct TopSellers {
+    /// Length of the window in business days, today included.
     pub days: i32,
     /// First business day of the window.
     pub from: NaiveDate,
     /// Last business day of the window (today).
     pub to: NaiveDate,
+    /// When this ranking was computed (it is served from a cache).
     pub computed_at: DateTime<Utc>,
     /// Units sold in the window, all products.
     pub total_quantity: i32,
+    /// Won of the units sold in the window at their unit prices (before discounts), all
+    /// products.
     pub total_revenue: Won,
     #[graphql(skip)]
     snapshot: Arc<RankingSnapshot>,
@@ -69,29 +73,40 @@ impl TopSellers {
     }
 }
 
+/// One product of a ranking.
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(complex)]
 pub struct TopSeller {
+    /// 1 for the best seller.
     pub rank: i32,
     #[graphql(skip)]
     product_id: i64,
+    /// Units of it sold in the window.
     pub quantity: i32,
+    /// Won of its units sold in the window at their unit prices (before discounts).
     pub revenue: Won,
 }
 
 #[ComplexObject]
 impl TopSeller {
+    /// The product.
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
         Product::load(ctx, self.product_id).await
     }
 }
 
+/// How a product's rank changed between two rankings.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum RankMovement {
+    /// A better (smaller) rank than before.
     Up,
+    /// A worse (larger) rank than before.
     Down,
+    /// The same rank as before.
     Same,
+    /// Not among the first `limit` before.
     New,
+    /// No longer among the first `limit`.
     Dropped,
 }
 
@@ -105,11 +120,13 @@ pub struct RankChange {
     pub rank: Option<i32>,
     /// Null when it is new.
     pub previous_rank: Option<i32>,
+    /// Up, down, the same, new or dropped.
     pub movement: RankMovement,
 }
 
 #[ComplexObject]
 impl RankChange {
+    /// The product that moved.
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
         Product::load(ctx, self.product_id).await
     }
@@ -135,6 +152,7 @@ impl From<snapshot::Change> for RankChange {
 /// A ranking pushed to a subscriber, with what moved since the previous one it received.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct RankingUpdate {
+    /// The ranking now.
     pub top_sellers: TopSellers,
     /// Empty in the first message (the snapshot on subscribe).
     pub changes: Vec<RankChange>,
@@ -164,8 +182,13 @@ impl RankingQuery {
     async fn top_sellers(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 3, desc = "1 to 30.")] days: i32,
-        #[graphql(default = 5, desc = "1 to 50.")] limit: i32,
+        #[graphql(
+            default = 3,
+            desc = "Window length in business days, 1 to 30 (else BAD_USER_INPUT)."
+        )]
+        days: i32,
+        #[graphql(default = 5, desc = "How many entries, 1 to 50 (else BAD_USER_INPUT).")]
+        limit: i32,
     ) -> async_graphql::Result<TopSellers> {
         let (days, limit) = window(days, limit)?;
         let snapshot = ctx
@@ -186,8 +209,13 @@ impl RankingSubscription {
     async fn ranking_changed(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 3)] days: i32,
-        #[graphql(default = 5)] limit: i32,
+        #[graphql(
+            default = 3,
+            desc = "Window length in business days, 1 to 30 (else BAD_USER_INPUT)."
+        )]
+        days: i32,
+        #[graphql(default = 5, desc = "How many entries, 1 to 50 (else BAD_USER_INPUT).")]
+        limit: i32,
     ) -> async_graphql::Result<impl Stream<Item = RankingUpdate> + use<>> {
         let (days, limit) = window(days, limit)?;
         let ranking = ctx.data_unchecked::<RankingService>().clone();

@@ -10,16 +10,22 @@ use crate::graphql::errors::{Counted, Outcomes, Payload, UserError};
 use crate::graphql::user::User;
 use crate::users::service::UserService;
 
+/// A new user.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// One line, 1 to 100 characters (trimmed).
     pub name: String,
+    /// CUSTOMER unless given.
     #[graphql(default_with = "Role::Customer")]
     pub role: Role,
 }
 
+/// The result of `createUser`: the user as stored, or why none was created.
 #[derive(SimpleObject)]
 pub struct CreateUserPayload {
+    /// The user created; null when refused.
     pub user: Option<User>,
+    /// Why no user was created; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -44,11 +50,12 @@ pub struct UsersMutation;
 
 #[Object]
 impl UsersMutation {
-    /// Creates a user with a zero balance. Admin only.
+    /// Creates a user with a zero balance. Admin only (FORBIDDEN otherwise). `userErrors`:
+    /// INVALID_INPUT.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        input: CreateUserInput,
+        #[graphql(desc = "The user to create.")] input: CreateUserInput,
     ) -> async_graphql::Result<CreateUserPayload> {
         viewer(ctx).require_admin()?;
         CreateUserPayload::resolve(

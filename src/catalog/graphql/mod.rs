@@ -30,9 +30,12 @@ impl CatalogQuery {
     async fn products(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: i32,
+        #[graphql(default = 20, desc = "Page size, 1 to 100 (else BAD_USER_INPUT).")] first: i32,
+        #[graphql(
+            desc = "The `pageInfo.endCursor` of the previous page; omit for the first page."
+        )]
         after: Option<String>,
-        category: Option<String>,
+        #[graphql(desc = "Only this exact category; omit for all.")] category: Option<String>,
     ) -> async_graphql::Result<IdConnection<Product>> {
         let request = page_request(first, after.as_deref())?;
         if let Some(category) = &category {
@@ -51,7 +54,12 @@ impl CatalogQuery {
     }
 
     /// One product with its exact live stock; null when it does not exist.
-    async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Product>> {
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The product's id; one that is not a product id is BAD_USER_INPUT.")]
+        id: ID,
+    ) -> async_graphql::Result<Option<Product>> {
         let id =
             parse_id(&id).ok_or_else(|| AppError::BadUserInput("id is not a product id".into()))?;
         Ok(ctx
@@ -63,27 +71,39 @@ impl CatalogQuery {
     }
 }
 
+/// A new product of the catalog.
 #[derive(InputObject)]
 pub struct CreateProductInput {
+    /// One line, 1 to 200 characters (trimmed).
     pub name: String,
+    /// Unit price in won, 0 to 1,000,000,000.
     pub price: Won,
+    /// Units in stock to start with, 0 to 1,000,000,000.
     #[graphql(default)]
     pub stock: i32,
+    /// One line, 1 to 100 characters (trimmed); `products(category:)` matches it exactly.
     pub category: String,
+    /// Free text, line breaks allowed, at most 10,000 characters.
     #[graphql(default)]
     pub description: String,
 }
 
+/// Units to add to a product's stock.
 #[derive(InputObject)]
 pub struct RestockProductInput {
+    /// The product to restock.
     pub product_id: ID,
-    /// Units to add: positive.
+    /// Units to add: 1 to 1,000,000,000, and the stock may not exceed 1,000,000,000.
     pub quantity: i32,
 }
 
+/// The result of `createProduct` or `restockProduct`: the product as stored, or why nothing
+/// changed.
 #[derive(SimpleObject)]
 pub struct ProductPayload {
+    /// The product created or restocked; null when refused.
     pub product: Option<Product>,
+    /// Why nothing changed; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -108,11 +128,12 @@ pub struct CatalogMutation;
 
 #[Object]
 impl CatalogMutation {
-    /// Adds a product to the catalog. Admin only.
+    /// Adds a product to the catalog. Admin only (FORBIDDEN otherwise). `userErrors`:
+    /// INVALID_INPUT.
     async fn create_product(
         &self,
         ctx: &Context<'_>,
-        input: CreateProductInput,
+        #[graphql(desc = "The product to create.")] input: CreateProductInput,
     ) -> async_graphql::Result<ProductPayload> {
         viewer(ctx).require_admin()?;
         let new = NewProduct {
@@ -128,11 +149,12 @@ impl CatalogMutation {
         )
     }
 
-    /// Adds units to a product's stock. Admin only.
+    /// Adds units to a product's stock and pushes it to `stockChanged`. Admin only (FORBIDDEN
+    /// otherwise). `userErrors`: INVALID_INPUT, NOT_FOUND (no such product).
     async fn restock_product(
         &self,
         ctx: &Context<'_>,
-        input: RestockProductInput,
+        #[graphql(desc = "The product and the units to add.")] input: RestockProductInput,
     ) -> async_graphql::Result<ProductPayload> {
         viewer(ctx).require_admin()?;
         let result = match parse_id(&input.product_id) {
@@ -156,8 +178,10 @@ pub struct StockUpdate {
     stock: i64,
 }
 
+/// A product's stock right after an order, cancellation, expiry or restock committed.
 #[Object]
 impl StockUpdate {
+    /// The product whose stock changed.
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
         Ok(ctx
             .data_unchecked::<CatalogService>()
@@ -183,6 +207,8 @@ impl CatalogSubscription {
     async fn stock_changed(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Only these products (an id that is not a product id is \
+                          BAD_USER_INPUT); omit for every product.")]
         product_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<impl Stream<Item = StockUpdate> + use<>> {
         let filter = match product_ids {

@@ -18,11 +18,17 @@ use crate::ranking::service::RankingService;
 pub struct Product {
     #[graphql(skip)]
     product_id: i64,
+    /// The product's id.
     pub id: ID,
+    /// The product's name.
     pub name: String,
+    /// Free text; may be empty.
     pub description: String,
+    /// The category, as `products(category:)` filters by it.
     pub category: String,
+    /// Unit price in won.
     pub price: Won,
+    /// When the product was added to the catalog.
     pub created_at: DateTime<Utc>,
     /// The stock read together with the row; `None` when built from the cached [`ProductInfo`]:
     /// then read live (batched per request) only if a client asks for it.
@@ -96,6 +102,7 @@ impl Product {
         Ok(i32::try_from(self.live_stock(ctx).await?).unwrap_or(i32::MAX))
     }
 
+    /// True when at least one unit is available.
     async fn in_stock(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         Ok(self.live_stock(ctx).await? > 0)
     }
@@ -104,7 +111,7 @@ impl Product {
     async fn alternatives(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 3, desc = "1 to 20.")] limit: i32,
+        #[graphql(default = 3, desc = "How many at most; clamped to 1 to 20.")] limit: i32,
     ) -> async_graphql::Result<Vec<Product>> {
         let alternatives = ctx
             .data_unchecked::<RankingService>()

@@ -7,6 +7,7 @@ use entity::coupon_event;
 
 use crate::graphql::scalars::Won;
 
+/// How a coupon's `discountValue` takes off an order's subtotal.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum DiscountType {
     /// `discountValue` percent off the order, rounded down to the won.
@@ -36,20 +37,29 @@ impl From<DiscountType> for coupon_event::DiscountType {
 /// A first-come-first-served coupon event.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct CouponEvent {
+    /// The event's id: the `eventId` of `issueCoupon`.
     pub id: ID,
+    /// The event's name.
     pub name: String,
+    /// A percentage or a fixed amount off an order.
     pub discount_type: DiscountType,
     /// Percent (1-100) or won, by `discountType`.
     pub discount_value: Won,
+    /// How many coupons the event hands out in all.
     pub total_quantity: i32,
+    /// How many it has handed out so far.
     pub issued_quantity: i32,
+    /// How many are left: `totalQuantity - issuedQuantity`.
     pub remaining: i32,
+    /// When the event opens.
     pub starts_at: DateTime<Utc>,
+    /// When the event closes; null: open until its coupons run out.
     pub ends_at: Option<DateTime<Utc>>,
     /// Issued coupons are valid this many days...
     pub valid_days: Option<i32>,
     /// ...or until this instant.
     pub valid_until: Option<DateTime<Utc>>,
+    /// Smallest order subtotal in won the coupon applies to (COUPON_NOT_USABLE below it).
     pub min_order_amount: Won,
     /// Open now and with coupons left.
     pub active: bool,

@@ -19,12 +19,16 @@ use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
 use event::{CouponEvent, DiscountType};
 
+/// Where an issued coupon stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
 pub enum CouponStatus {
+    /// Usable: give its id as `couponId` of an order before `expiresAt`.
     Available,
     /// Held by a PENDING order.
     Reserved,
+    /// Paid part of a COMPLETED order.
     Used,
+    /// Past its `expiresAt` unused.
     Expired,
 }
 
@@ -53,15 +57,23 @@ impl From<CouponStatus> for user_coupon::CouponStatus {
 /// A coupon issued to the viewer.
 #[derive(Clone, Debug, SimpleObject)]
 pub struct Coupon {
+    /// The coupon's id: the `couponId` of an order.
     pub id: ID,
+    /// Where it stands now.
     pub status: CouponStatus,
+    /// Its event's kind of discount.
     pub discount_type: DiscountType,
+    /// Percent (1-100) or won, by `discountType`.
     pub discount_value: Won,
+    /// When the viewer got it.
     pub issued_at: DateTime<Utc>,
+    /// Usable until this instant.
     pub expires_at: DateTime<Utc>,
+    /// When an order paid with it; null until then.
     pub used_at: Option<DateTime<Utc>>,
     /// The order holding or having used it.
     pub order_id: Option<ID>,
+    /// The event that issued it.
     pub event: CouponEvent,
 }
 
@@ -101,11 +113,16 @@ pub struct CouponQuery;
 
 #[Object]
 impl CouponQuery {
-    /// Coupon events by id; by default only those open now with coupons left.
+    /// Coupon events by ascending id (at most 500); by default only those open now with coupons
+    /// left.
     async fn coupon_events(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = true)] active_only: bool,
+        #[graphql(
+            default = true,
+            desc = "Only events open now with coupons left; false for every event."
+        )]
+        active_only: bool,
     ) -> async_graphql::Result<Vec<CouponEvent>> {
         let events = ctx
             .data_unchecked::<CouponService>()
@@ -115,10 +132,11 @@ impl CouponQuery {
         Ok(events.into_iter().map(CouponEvent::from).collect())
     }
 
+    /// One coupon event, open or not; null when it does not exist.
     async fn coupon_event(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The event's id; one that is not an event id is BAD_USER_INPUT.")] id: ID,
     ) -> async_graphql::Result<Option<CouponEvent>> {
         let id = parse_id(&id)
             .ok_or_else(|| AppError::BadUserInput("id is not a coupon event id".into()))?;
@@ -131,32 +149,45 @@ impl CouponQuery {
     }
 }
 
+/// The event to take a coupon of.
 #[derive(InputObject)]
 pub struct IssueCouponInput {
+    /// The coupon event's id.
     pub event_id: ID,
 }
 
+/// A new first-come-first-served coupon event.
 #[derive(InputObject)]
 pub struct CreateCouponEventInput {
+    /// One line, 1 to 200 characters (trimmed).
     pub name: String,
+    /// A percentage or a fixed amount off an order.
     pub discount_type: DiscountType,
-    /// Percent (1-100) or won.
+    /// Percent (1-100) or won (1 to 1,000,000,000), by `discountType`.
     pub discount_value: Won,
+    /// How many coupons the event hands out, 1 to 10,000,000.
     pub total_quantity: i32,
     /// Default: now.
     pub starts_at: Option<DateTime<Utc>>,
-    /// Default: open until the coupons run out.
+    /// After `startsAt`. Default: open until the coupons run out.
     pub ends_at: Option<DateTime<Utc>>,
-    /// Validity of an issued coupon in days (default 30), or give `validUntil`.
+    /// Validity of an issued coupon in days from its issue, 1 to 3650 (default 30), or give
+    /// `validUntil`.
     pub valid_days: Option<i32>,
+    /// One instant, after `startsAt`, until which every issued coupon is valid; not together
+    /// with `validDays`.
     pub valid_until: Option<DateTime<Utc>>,
+    /// Smallest order subtotal in won the coupon applies to, 0 to 1,000,000,000.
     #[graphql(default)]
     pub min_order_amount: Won,
 }
 
+/// The result of `issueCoupon`: the viewer's new coupon, or why none was issued.
 #[derive(SimpleObject)]
 pub struct IssueCouponPayload {
+    /// The coupon issued; null when refused.
     pub coupon: Option<Coupon>,
+    /// Why no coupon was issued; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -176,9 +207,12 @@ impl Payload<Coupon> for IssueCouponPayload {
     }
 }
 
+/// The result of `createCouponEvent`: the event as stored, or why none was created.
 #[derive(SimpleObject)]
 pub struct CouponEventPayload {
+    /// The event created; null when refused.
     pub coupon_event: Option<CouponEvent>,
+    /// Why no event was created; empty on success.
     pub user_errors: Vec<UserError>,
 }
 
@@ -203,11 +237,13 @@ pub struct CouponMutation;
 
 #[Object]
 impl CouponMutation {
-    /// Takes a coupon of a first-come-first-served event: one per user, while they last.
+    /// Takes a coupon of a first-come-first-served event: one per user, while they last
+    /// (signed-in users). `userErrors`: INVALID_INPUT, NOT_FOUND, COUPON_EVENT_NOT_ACTIVE (not
+    /// started or ended), COUPON_EXHAUSTED, COUPON_ALREADY_ISSUED.
     async fn issue_coupon(
         &self,
         ctx: &Context<'_>,
-        input: IssueCouponInput,
+        #[graphql(desc = "The event to take a coupon of.")] input: IssueCouponInput,
     ) -> async_graphql::Result<IssueCouponPayload> {
         let user_id = viewer(ctx).require_user()?;
         let Some(event_id) = parse_id(&input.event_id) else {
@@ -229,11 +265,11 @@ impl CouponMutation {
         )
     }
 
-    /// Creates a coupon event. Admin only.
+    /// Creates a coupon event. Admin only (FORBIDDEN otherwise). `userErrors`: INVALID_INPUT.
     async fn create_coupon_event(
         &self,
         ctx: &Context<'_>,
-        input: CreateCouponEventInput,
+        #[graphql(desc = "The event to create.")] input: CreateCouponEventInput,
     ) -> async_graphql::Result<CouponEventPayload> {
         viewer(ctx).require_admin()?;
         let new = NewCouponEvent {
