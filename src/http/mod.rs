@@ -1,7 +1,8 @@
 //! The HTTP server: routes, middleware, health and readiness.
 //!
 //! - `GET /graphql`: GraphiQL in a browser, a WebSocket upgrade (graphql-transport-ws), or a
-//!   query sent as URL parameters (never a mutation: 405).
+//!   query sent as URL parameters (never a mutation: 405). `GET /graphql/assets/<file>`:
+//!   GraphiQL's scripts and styles, built into the binary (see [`playground`]).
 //! - `POST /graphql`: GraphQL over HTTP (see [`graphql_http`]).
 //! - `/healthz`: the process answers. `/readyz`: 200 when the database answers (`degraded`
 //!   when Redis does not, or the data platform fails or answers as if misconfigured), 503
@@ -13,6 +14,7 @@
 mod cors;
 mod graphql_http;
 pub mod limits;
+mod playground;
 mod ws;
 
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -33,7 +35,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Authenticator, Credentials, Viewer};
-use crate::config::AuthMode;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::state::AppState;
@@ -80,6 +81,7 @@ pub fn router(state: HttpState) -> Router {
             "/graphql",
             get(graphql_get).post(graphql_http::graphql_post),
         )
+        .route(playground::ASSETS_PATH, get(playground::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -115,28 +117,9 @@ async fn graphql_get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if parts.uri.query().is_none() && wants_html {
-        return Html(graphiql_page(state.auth.mode())).into_response();
+        return playground::page(state.auth.mode());
     }
     graphql_http::graphql_get_query(state, &parts).await
-}
-
-fn graphiql_page(mode: AuthMode) -> String {
-    let headers = match mode {
-        AuthMode::Dev => json!({ "x-user-id": "1" }),
-        AuthMode::Jwt => {
-            json!({ "Authorization": "Bearer <token from `commerce token --user 1`>" })
-        }
-    };
-    let query = "# Scenario 1: check the balance, charge 50,000 won, browse the products.\n\
-                 query Me {\n  me { id name balance }\n}\n\n\
-                 mutation Charge {\n  chargeBalance(input: { amount: 50000 }) {\n    balance\n    userErrors { code message }\n  }\n}\n\n\
-                 query Products {\n  products(first: 20) {\n    totalCount\n    edges { node { id name price stock category } }\n  }\n}\n";
-    include_str!("graphiql.html")
-        .replace("DEFAULT_HEADERS", &headers.to_string())
-        .replace(
-            "DEFAULT_QUERY",
-            &serde_json::to_string(query).unwrap_or_default(),
-        )
 }
 
 /// Authenticates from HTTP headers, then checks that the user exists.

@@ -1,9 +1,14 @@
 //! GraphQL over HTTP: media types, status codes, GET, batches, body and query limits, GraphiQL,
 //! health and readiness.
 
+use std::collections::BTreeSet;
+
+use commerce::config::{Secret, Settings};
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, error_code, on_every_backend, on_every_backend_with};
+use crate::harness::{
+    FreshDatabase, TestServer, error_code, on_every_backend, on_every_backend_with, sqlite,
+};
 
 const GQL_JSON: &str = "application/graphql-response+json";
 
@@ -190,6 +195,123 @@ async fn get_runs_queries_and_refuses_mutations() {
         );
     })
     .await;
+}
+
+/// GET `path` of `server`: status, `content-type`, `cache-control` and body.
+async fn get_file(server: &TestServer, path: &str) -> (u16, String, String, Vec<u8>) {
+    let response = server
+        .http
+        .get(server.url(path))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (content_type, cache) = (header("content-type"), header("cache-control"));
+    let status = response.status().as_u16();
+    (
+        status,
+        content_type,
+        cache,
+        response.bytes().await.unwrap().to_vec(),
+    )
+}
+
+/// The files of the build that `text` names: `/graphql/assets/<file>` or, between chunks,
+/// `assets/<file>` or `./<file>`, as a quoted string or in a CSS `url()`.
+fn asset_references(text: &str) -> BTreeSet<String> {
+    text.split(['"', '\'', '`', '(', ')'])
+        .filter_map(|token| {
+            token
+                .strip_prefix("/graphql/assets/")
+                .or_else(|| token.strip_prefix("assets/"))
+                .or_else(|| token.strip_prefix("./"))
+        })
+        .filter(|file| {
+            !file.contains('/') && [".js", ".css", ".ttf"].iter().any(|e| file.ends_with(e))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_and_its_assets_come_from_the_server_itself() {
+    let database = FreshDatabase::create(sqlite().await).await;
+    let dev = TestServer::start("sqlite", Settings::for_database(database.url.clone())).await;
+    let (status, content_type, cache, page) = get_file(&dev, "/graphql").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(cache, "no-cache");
+    let html = String::from_utf8(page).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page names another host:\n{html}"
+    );
+    // The settings: dev headers and scenario 1, as JSON that cannot close the script element.
+    let config = html
+        .split_once(r#"<script type="application/json" id="config">"#)
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(config, _)| serde_json::from_str::<Value>(config).unwrap())
+        .expect("the settings");
+    assert_eq!(config["headers"], json!({ "x-user-id": "1" }));
+    assert!(
+        config["query"]
+            .as_str()
+            .unwrap()
+            .contains("mutation Charge")
+    );
+
+    // Every file the page names, and every file those name (chunks, workers, the icon font).
+    let mut pending = asset_references(&html);
+    assert!(
+        pending.iter().any(|f| f.ends_with(".js")) && pending.iter().any(|f| f.ends_with(".css")),
+        "{pending:?}"
+    );
+    let mut served = BTreeSet::new();
+    while let Some(file) = pending.pop_first() {
+        let (status, content_type, cache, body) =
+            get_file(&dev, &format!("/graphql/assets/{file}")).await;
+        assert_eq!(status, 200, "{file}");
+        let expected = match file.rsplit_once('.').unwrap().1 {
+            "js" => "text/javascript; charset=utf-8",
+            "css" => "text/css; charset=utf-8",
+            _ => "font/ttf",
+        };
+        assert_eq!(content_type, expected, "{file}");
+        assert_eq!(cache, "public, max-age=31536000, immutable", "{file}");
+        if !file.ends_with(".ttf") {
+            let text = String::from_utf8(body).unwrap();
+            pending.extend(
+                asset_references(&text)
+                    .into_iter()
+                    .filter(|f| !served.contains(f)),
+            );
+        }
+        served.insert(file);
+    }
+    assert!(
+        served.iter().any(|f| f.starts_with("graphql.worker-"))
+            && served.iter().any(|f| f.starts_with("json.worker-")),
+        "Monaco's workers: {served:?}"
+    );
+    let (status, ..) = get_file(&dev, "/graphql/assets/no-such-file.js").await;
+    assert_eq!(status, 404);
+    dev.stop();
+
+    let mut settings = Settings::for_database(database.url.clone());
+    settings.jwt_secret = Some(Secret::new("playground-test-secret-of-32-bytes!!"));
+    let jwt = TestServer::start("sqlite", settings).await;
+    let (_, _, _, page) = get_file(&jwt, "/graphql").await;
+    let html = String::from_utf8(page).unwrap();
+    assert!(html.contains("Bearer \\u003ctoken from `commerce token --user 1`\\u003e"));
+    jwt.stop();
+    database.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
