@@ -92,3 +92,20 @@ async fn the_example_web_app_charges_orders_and_shows_the_ranking_pushed_by_the_
     server.stop();
     database.remove().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_runs_scenario_one_and_a_subscription_with_every_other_origin_blocked() {
+    let Some(dir) = client("playground") else {
+        return;
+    };
+    let (server, database) = fresh_server().await;
+    let base = server.url("");
+    node(
+        &dir,
+        "test/browser.mjs",
+        &[base.trim_end_matches('/'), &screenshot("playground")],
+    )
+    .await;
+    server.stop();
+    database.remove().await;
+}
