@@ -1,14 +1,17 @@
 // Runs graphql-http's server audit against a running server and prints every result.
-// Usage: node audit.mjs http://127.0.0.1:8000/graphql
+// Usage: node audit.mjs http://127.0.0.1:8000 [--strict]   (the server, or its /graphql URL)
 // Exits 1 when any audit ends in an error or a warning, or (with --strict) in a notice.
 import { serverAudits } from 'graphql-http';
 
-const url = process.argv[2];
+const server = process.argv[2];
 const strict = process.argv.includes('--strict');
-if (!url) {
-  console.error('usage: node audit.mjs <graphql endpoint URL> [--strict]');
+if (!server) {
+  console.error('usage: node audit.mjs <server URL, e.g. http://127.0.0.1:8000> [--strict]');
   process.exit(2);
 }
+const url = new URL(server).pathname.endsWith('/graphql')
+  ? server
+  : new URL('/graphql', server).toString();
 
 const counts = { ok: 0, notice: 0, warn: 0, error: 0 };
 for (const audit of serverAudits({ url })) {

@@ -69,43 +69,35 @@ async fn fresh_server() -> (TestServer, FreshDatabase) {
     (server, database)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_graphql_over_http_audit_finds_nothing_to_warn_about() {
-    let Some(dir) = client("audit") else { return };
+/// Runs `node <script> <base URL of the server> <args>` in `clients/<name>` against a server on
+/// a fresh database.
+async fn run_client(name: &str, script: &str, args: &[&str]) {
+    let Some(dir) = client(name) else { return };
     let (server, database) = fresh_server().await;
-    node(&dir, "audit.mjs", &[&server.url("/graphql"), "--strict"]).await;
+    let base = server.url("");
+    let mut all = vec![base.trim_end_matches('/')];
+    all.extend_from_slice(args);
+    node(&dir, script, &all).await;
     server.stop();
     database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_over_http_audit_finds_nothing_to_warn_about() {
+    run_client("audit", "audit.mjs", &["--strict"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_web_app_charges_orders_and_shows_the_ranking_pushed_by_the_subscription() {
-    let Some(dir) = client("web") else { return };
-    let (server, database) = fresh_server().await;
-    let base = server.url("");
-    node(
-        &dir,
-        "test/browser.mjs",
-        &[base.trim_end_matches('/'), &screenshot("web-app")],
-    )
-    .await;
-    server.stop();
-    database.remove().await;
+    run_client("web", "test/browser.mjs", &[&screenshot("web-app")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_runs_scenario_one_and_a_subscription_with_every_other_origin_blocked() {
-    let Some(dir) = client("playground") else {
-        return;
-    };
-    let (server, database) = fresh_server().await;
-    let base = server.url("");
-    node(
-        &dir,
+    run_client(
+        "playground",
         "test/browser.mjs",
-        &[base.trim_end_matches('/'), &screenshot("playground")],
+        &[&screenshot("playground")],
     )
     .await;
-    server.stop();
-    database.remove().await;
 }

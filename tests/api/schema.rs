@@ -19,90 +19,9 @@ fn checked_in_schema_is_current() {
     );
 }
 
-/// The standard full introspection query (as GraphiQL and code generators send it), with
-/// deprecated fields, arguments, input fields and enum values included.
-const INTROSPECTION: &str = r#"
-query IntrospectionQuery {
-  __schema {
-    description
-    queryType { name }
-    mutationType { name }
-    subscriptionType { name }
-    types { ...FullType }
-    directives {
-      name
-      description
-      isRepeatable
-      locations
-      args(includeDeprecated: true) { ...InputValue }
-    }
-  }
-}
-
-fragment FullType on __Type {
-  kind
-  name
-  description
-  specifiedByURL
-  isOneOf
-  fields(includeDeprecated: true) {
-    name
-    description
-    args(includeDeprecated: true) { ...InputValue }
-    type { ...TypeRef }
-    isDeprecated
-    deprecationReason
-  }
-  inputFields(includeDeprecated: true) { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) {
-    name
-    description
-    isDeprecated
-    deprecationReason
-  }
-  possibleTypes { ...TypeRef }
-}
-
-fragment InputValue on __InputValue {
-  name
-  description
-  type { ...TypeRef }
-  defaultValue
-  isDeprecated
-  deprecationReason
-}
-
-fragment TypeRef on __Type {
-  kind
-  name
-  ofType {
-    kind
-    name
-    ofType {
-      kind
-      name
-      ofType {
-        kind
-        name
-        ofType {
-          kind
-          name
-          ofType {
-            kind
-            name
-            ofType {
-              kind
-              name
-              ofType { kind name }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-"#;
+/// The standard full introspection query, as GraphiQL sends it (deprecated fields, arguments,
+/// input fields and enum values included).
+const INTROSPECTION: &str = include_str!("fixtures/introspection-graphiql.graphql");
 
 /// Types the GraphQL specification defines: described by the spec, not by us.
 const BUILT_IN_SCALARS: [&str; 5] = ["Int", "Float", "String", "Boolean", "ID"];
