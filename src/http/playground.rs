@@ -4,11 +4,18 @@
 //! committed so that building the crate needs no Node; see its README to rebuild it):
 //! `index.html`, the page, whose settings the server fills in ([`page`]), and `assets/`, the
 //! content-hashed scripts, styles, font and Monaco web workers, served at
-//! `/graphql/assets/<file>` ([`asset`]) and cached for a year.
+//! `/graphql/assets/<file>` ([`asset`]) and cached for a year; gzipped (6.6 MB become 1.9 MB)
+//! for clients that accept it, each file compressed once per process on its first request.
 
+use std::io::Write;
+use std::sync::{LazyLock, OnceLock};
+
+use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use serde_json::json;
 
 use crate::config::AuthMode;
@@ -57,21 +64,65 @@ fn script_json(value: &serde_json::Value) -> String {
         .replace('&', "\\u0026")
 }
 
-/// `GET /graphql/assets/{file}`: a file of the build, or 404.
-pub async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _)| *name == file) {
-        Some((name, bytes)) => (
-            [
-                (header::CONTENT_TYPE, content_type(name)),
-                // Names carry a hash of the content.
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            *bytes,
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+/// The gzipped form of each of [`ASSETS`], made when first asked for.
+static GZIPPED: LazyLock<Vec<OnceLock<Bytes>>> =
+    LazyLock::new(|| ASSETS.iter().map(|_| OnceLock::new()).collect());
+
+/// `GET /graphql/assets/{file}`: a file of the build (gzipped when the client accepts it), or
+/// 404.
+pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some(index) = ASSETS.iter().position(|(name, _)| *name == file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (name, bytes) = ASSETS[index];
+    let cached = [
+        (header::CONTENT_TYPE, content_type(name)),
+        // Names carry a hash of the content.
+        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::VARY, "accept-encoding"),
+    ];
+    if !accepts_gzip(&headers) {
+        return (cached, bytes).into_response();
     }
+    let gzipped = match GZIPPED[index].get() {
+        Some(gzipped) => gzipped.clone(),
+        None => {
+            let made = tokio::task::spawn_blocking(move || gzip(bytes)).await;
+            match made {
+                Ok(gzipped) => GZIPPED[index].get_or_init(|| gzipped).clone(),
+                Err(_) => return (cached, bytes).into_response(),
+            }
+        }
+    };
+    (cached, [(header::CONTENT_ENCODING, "gzip")], gzipped).into_response()
+}
+
+/// Whether `Accept-Encoding` names gzip (or `*`) with a quality above zero.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+fn gzip(bytes: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 3), Compression::best());
+    // writing into a Vec cannot fail
+    let _ = encoder.write_all(bytes);
+    Bytes::from(encoder.finish().unwrap_or_default())
 }
 
 /// The media type of a file of the build, by its extension.
@@ -94,6 +145,18 @@ mod tests {
         assert!(!json.contains('<') && !json.contains('>') && !json.contains('&'));
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["query"], "</script><script>alert(1)</script> & more");
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_accept_it() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, value.parse().unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip, deflate, br, zstd") && with("br;q=1, GZIP;q=0.5") && with("*"));
+        assert!(!with("identity") && !with("gzip;q=0") && !with("br"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -285,6 +285,23 @@ async fn graphiql_and_its_assets_come_from_the_server_itself() {
         };
         assert_eq!(content_type, expected, "{file}");
         assert_eq!(cache, "public, max-age=31536000, immutable", "{file}");
+        // gzipped for a client that accepts it, the same bytes once unzipped
+        let gzipped = dev
+            .http
+            .get(dev.url(&format!("/graphql/assets/{file}")))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{file}");
+        let gzipped = gzipped.bytes().await.unwrap();
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzipped[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert!(unzipped == body && gzipped.len() < body.len(), "{file}");
         if !file.ends_with(".ttf") {
             let text = String::from_utf8(body).unwrap();
             pending.extend(
