@@ -85,6 +85,7 @@ pub async fn seed_demo(db: &Database) -> Result<bool, DbErr> {
             category: Set(category.to_owned()),
             price: Set(price),
             stock: Set(stock),
+            received: Set(stock),
             created_at: Set(now),
             updated_at: Set(now),
         }

@@ -12,6 +12,8 @@ pub struct Model {
     pub category: String,
     pub price: i64,
     pub stock: i64,
+    /// Units ever put into the stock: the stock it was created with plus every restock.
+    pub received: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

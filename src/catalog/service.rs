@@ -188,6 +188,7 @@ impl CatalogService {
             category: Set(new.category),
             price: Set(new.price),
             stock: Set(new.stock),
+            received: Set(new.stock),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -233,6 +234,10 @@ async fn restock_in(
         .col_expr(
             product::Column::Stock,
             Expr::col(product::Column::Stock).add(quantity),
+        )
+        .col_expr(
+            product::Column::Received,
+            Expr::col(product::Column::Received).add(quantity),
         )
         .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(product::Column::Id.eq(product_id))
