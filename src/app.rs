@@ -60,7 +60,10 @@ impl Application {
         settings.validate()?;
         // the metrics recorder is process-wide: install it before anything records
         crate::observability::prometheus();
-        crate::infra::meters::register(crate::graphql::business_outcomes());
+        crate::infra::meters::register(
+            crate::graphql::business_outcomes(),
+            crate::verification::INVARIANTS.map(crate::verification::Invariant::name),
+        );
         let db = Database::connect(
             settings.database_url(),
             settings.db_max_connections,
@@ -142,6 +145,13 @@ impl Application {
             settings.order_expiry_sweep(),
             shutdown.clone(),
         ));
+        if let Some(every) = settings.verify_interval() {
+            workers.spawn(crate::verification::worker::run(
+                db.clone(),
+                every,
+                shutdown.clone(),
+            ));
+        }
         workers.spawn(crate::ranking::worker::run(
             ranking.clone(),
             bus.clone(),

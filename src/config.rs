@@ -195,6 +195,11 @@ pub struct Settings {
     #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
     pub order_expiry_sweep_ms: u64,
 
+    /// How often the server runs `commerce verify` and shows its result in /metrics, in seconds
+    /// (0: never).
+    #[arg(long, env = "VERIFY_INTERVAL_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]
+    pub verify_interval_secs: u64,
+
     /// How often the top sellers are recomputed when sales happened, in milliseconds.
     #[arg(long, env = "RANKING_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=300_000), global = true)]
     pub ranking_refresh_ms: u64,
@@ -368,6 +373,7 @@ impl Settings {
             order_batch_linger_us: 0,
             order_writers: 1,
             order_expiry_sweep_ms: 1_000,
+            verify_interval_secs: 0,
             ranking_refresh_ms: 500,
             data_platform_url: None,
             outbox_timeout_ms: 3_000,
@@ -421,6 +427,11 @@ impl Settings {
 
     pub fn order_expiry_sweep(&self) -> Duration {
         Duration::from_millis(self.order_expiry_sweep_ms)
+    }
+
+    /// How often the server verifies the invariants; `None`: never.
+    pub fn verify_interval(&self) -> Option<Duration> {
+        (self.verify_interval_secs > 0).then(|| Duration::from_secs(self.verify_interval_secs))
     }
 
     pub fn ranking_refresh(&self) -> Duration {

@@ -19,6 +19,8 @@
 //!
 //! The module graph has no cycle (`tests/architecture.rs` checks it): the API layer uses the
 //! domains' use cases, which use the foundations (`infra`, `error`, `config`, `auth`, `text`).
+//! - [`verification`] checks every invariant of the data model on a live database (`commerce
+//!   verify`, and periodically inside the server).
 //! - [`seed`] is the demo data of the scenarios.
 
 pub mod app;
@@ -40,3 +42,4 @@ pub mod seed;
 pub mod state;
 pub mod text;
 pub mod users;
+pub mod verification;

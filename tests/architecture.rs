@@ -14,7 +14,14 @@ use std::path::{Path, PathBuf};
 
 /// The domain folders: their use cases must not know the GraphQL layer.
 const DOMAINS: &[&str] = &[
-    "users", "balance", "catalog", "coupon", "ordering", "ranking", "outbox",
+    "users",
+    "balance",
+    "catalog",
+    "coupon",
+    "ordering",
+    "ranking",
+    "outbox",
+    "verification",
 ];
 
 /// Modules below every domain: they use no domain at all.

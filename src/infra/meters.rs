@@ -27,6 +27,9 @@ pub const SUBSCRIPTIONS_ACTIVE: &str = "commerce_subscriptions_active";
 pub const EVENTS_PUBLISHED: &str = "commerce_events_published_total";
 pub const EVENTS_COALESCED: &str = "commerce_events_coalesced_total";
 pub const EVENT_BUS_REDIS_FAILURES: &str = "commerce_event_bus_redis_failures_total";
+pub const VERIFY_VIOLATIONS: &str = "commerce_verify_violations";
+pub const VERIFY_LAST_RUN: &str = "commerce_verify_last_run_timestamp_seconds";
+pub const VERIFY_DURATION: &str = "commerce_verify_duration_seconds";
 
 /// A counter with one label whose values are all known: each series exists from start-up.
 pub struct CounterFamily {
@@ -95,8 +98,12 @@ const COUNTERS: [(&str, &str); 6] = [
 ];
 
 /// Describes every metric and zeroes the counters whose series are all known.
-/// `outcomes`: every (mutation, outcome) pair of `commerce_business_outcomes_total`.
-pub fn register(outcomes: impl IntoIterator<Item = (&'static str, &'static str)>) {
+/// `outcomes`: every (mutation, outcome) pair of `commerce_business_outcomes_total`;
+/// `invariants`: every `invariant` label of `commerce_verify_violations`.
+pub fn register(
+    outcomes: impl IntoIterator<Item = (&'static str, &'static str)>,
+    invariants: impl IntoIterator<Item = &'static str>,
+) {
     describe_counter!(
         GRAPHQL_REQUESTS,
         "GraphQL requests by operation and outcome"
@@ -140,7 +147,24 @@ pub fn register(outcomes: impl IntoIterator<Item = (&'static str, &'static str)>
     for family in FAMILIES {
         family.zero();
     }
+    describe_gauge!(
+        VERIFY_VIOLATIONS,
+        "rows breaking each invariant at the last periodic verification"
+    );
+    describe_gauge!(
+        VERIFY_LAST_RUN,
+        metrics::Unit::Seconds,
+        "when the last periodic verification finished (Unix time)"
+    );
+    describe_gauge!(
+        VERIFY_DURATION,
+        metrics::Unit::Seconds,
+        "how long the last periodic verification took"
+    );
     metrics::gauge!(SUBSCRIPTIONS_ACTIVE).increment(0.0);
+    for invariant in invariants {
+        metrics::gauge!(VERIFY_VIOLATIONS, "invariant" => invariant).increment(0.0);
+    }
     for (mutation, outcome) in outcomes {
         metrics::counter!(BUSINESS_OUTCOMES, "mutation" => mutation, "outcome" => outcome)
             .increment(0);

@@ -22,4 +22,5 @@ mod persisted;
 mod protocol;
 mod ranking;
 mod schema;
+mod verify;
 mod websocket;

@@ -104,6 +104,10 @@ async fn a_fresh_server_shows_every_alerted_series_at_zero_all_named_commerce() 
             ]
             .map(str::to_owned),
         );
+        expected.extend(
+            commerce::verification::INVARIANTS
+                .map(|i| format!("commerce_verify_violations{{invariant=\"{}\"}}", i.name())),
+        );
         for series in &expected {
             assert_eq!(
                 sample(&text, series),
