@@ -115,11 +115,11 @@ pub(super) fn in_dialect(sql: &str, backend: DbBackend) -> String {
 }
 
 fn int(row: &QueryResult, column: &str) -> Result<i64, DbErr> {
-    Ok(row.try_get::<i64>("", column)?)
+    row.try_get::<i64>("", column)
 }
 
 fn text(row: &QueryResult, column: &str) -> Result<String, DbErr> {
-    Ok(row.try_get::<String>("", column)?)
+    row.try_get::<String>("", column)
 }
 
 const BALANCE_ENDS_LEDGER: Check = Check {
