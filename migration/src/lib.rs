@@ -10,7 +10,7 @@ mod m20261121_000001_foundation;
 mod m20261121_000002_orders;
 mod m20261121_000003_coupons;
 mod m20261202_000004_installation;
-mod m20261210_000005_product_received;
+mod m20261202_000005_product_received;
 
 pub struct Migrator;
 
@@ -22,7 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_orders::Migration),
             Box::new(m20261121_000003_coupons::Migration),
             Box::new(m20261202_000004_installation::Migration),
-            Box::new(m20261210_000005_product_received::Migration),
+            Box::new(m20261202_000005_product_received::Migration),
         ]
     }
 }
