@@ -5,6 +5,7 @@ mod harness;
 mod ws_client;
 
 mod auth;
+mod backup;
 mod balance;
 mod batches;
 mod catalog;

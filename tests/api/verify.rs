@@ -240,7 +240,11 @@ async fn verify_finds_a_real_history_clean_and_names_each_corrupted_row() {
 
 /// Runs `commerce verify` (with `args`) on the server's database: (exit code, stdout).
 async fn run_binary(server: &TestServer, args: &'static [&'static str]) -> (i32, String) {
-    let url = server.settings.database_url().to_owned();
+    verify_command(server.settings.database_url().to_owned(), args).await
+}
+
+/// Runs `commerce verify` (with `args`) on the database at `url`: (exit code, stdout).
+pub(crate) async fn verify_command(url: String, args: &'static [&'static str]) -> (i32, String) {
     tokio::task::spawn_blocking(move || {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
             .arg("verify")
@@ -250,6 +254,8 @@ async fn run_binary(server: &TestServer, args: &'static [&'static str]) -> (i32,
             .env("RUST_LOG", "warn")
             .output()
             .expect("commerce verify runs");
+        // shown when a test fails
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
         (
             output.status.code().expect("an exit code"),
             String::from_utf8_lossy(&output.stdout).into_owned(),
