@@ -64,7 +64,7 @@ impl Application {
             crate::graphql::business_outcomes(),
             crate::verification::INVARIANTS.map(crate::verification::Invariant::name),
         );
-        let db = Database::connect(
+        let mut db = Database::connect(
             settings.database_url(),
             settings.db_max_connections,
             settings.db_acquire_timeout(),
@@ -93,6 +93,18 @@ impl Application {
         };
         let shutdown = CancellationToken::new();
         let workers = TaskTracker::new();
+        let replica_urls = settings.database_read_urls();
+        if !replica_urls.is_empty() {
+            let replicas = db
+                .connect_replicas(
+                    &replica_urls,
+                    settings.db_max_connections,
+                    settings.replica_max_lag(),
+                )
+                .await
+                .context("cannot use DATABASE_READ_URL")?;
+            workers.spawn(replicas.monitor(shutdown.clone()));
+        }
         let bus = match &settings.redis_url {
             Some(url) => EventBus::redis(
                 redis::Client::open(url.as_str())?,

@@ -39,6 +39,17 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// Read replicas of a PostgreSQL DATABASE_URL (streaming standbys), comma-separated
+    /// postgres:// URLs: catalog, listings, order history and the ranking are read there. Unset:
+    /// every read goes to DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", global = true)]
+    pub database_read_url: Option<String>,
+
+    /// A read replica whose replay is further behind the primary than this, in milliseconds, is
+    /// skipped until it catches up.
+    #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), global = true)]
+    pub replica_max_lag_ms: u64,
+
     /// Redis URL (redis://...). Unset: in-process cache, coupon gate and event bus (one instance).
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
@@ -340,6 +351,8 @@ impl Settings {
     pub fn for_database(url: impl Into<String>) -> Self {
         Self {
             database_url: Some(url.into()),
+            database_read_url: None,
+            replica_max_lag_ms: 1_000,
             redis_url: None,
             redis_key_prefix: "commerce:".into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -392,6 +405,21 @@ impl Settings {
     /// The database URL in force (the embedded default when none is set).
     pub fn database_url(&self) -> &str {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The read replicas' URLs (none when unset).
+    pub fn database_read_urls(&self) -> Vec<String> {
+        self.database_read_url
+            .iter()
+            .flat_map(|urls| urls.split(','))
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn replica_max_lag(&self) -> Duration {
+        Duration::from_millis(self.replica_max_lag_ms)
     }
 
     /// True when no database was configured: the embedded SQLite file gets demo data.
@@ -463,6 +491,30 @@ impl Settings {
             return Err(SettingsError {
                 setting: "DATABASE_URL",
                 reason: "must start with postgres://, mysql:// or sqlite:".into(),
+            });
+        }
+        let postgres =
+            |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let replicas = self.database_read_urls();
+        if self.database_read_url.is_some() && replicas.is_empty() {
+            return Err(SettingsError {
+                setting: "DATABASE_READ_URL",
+                reason: "names no URL".into(),
+            });
+        }
+        if !replicas.is_empty() && !postgres(url) {
+            return Err(SettingsError {
+                setting: "DATABASE_READ_URL",
+                reason: "read replicas need a PostgreSQL DATABASE_URL".into(),
+            });
+        }
+        if let Some(replica) = replicas.iter().find(|replica| !postgres(replica)) {
+            return Err(SettingsError {
+                setting: "DATABASE_READ_URL",
+                reason: format!(
+                    "each replica must be a postgres:// URL, not {:?}",
+                    replica.split("://").next().unwrap_or_default()
+                ),
             });
         }
         if let Some(url) = &self.data_platform_url

@@ -55,7 +55,7 @@ impl BalanceService {
     /// The user's balance; `None` when the user has no balance row (unknown user).
     pub async fn balance_of(&self, user_id: i64) -> Result<Option<i64>, DbErr> {
         Ok(balance::Entity::find_by_id(user_id)
-            .one(self.db.conn())
+            .one(&self.db.reads())
             .await?
             .map(|b| b.amount))
     }
@@ -68,7 +68,7 @@ impl BalanceService {
     ) -> Result<Page<balance_ledger::Model>, DbErr> {
         let of_user =
             balance_ledger::Entity::find().filter(balance_ledger::Column::UserId.eq(user_id));
-        let total = of_user.clone().count(self.db.conn()).await?;
+        let total = of_user.clone().count(&self.db.reads()).await?;
         let mut query = of_user;
         if let Some(after) = page.after {
             query = query.filter(balance_ledger::Column::Id.lt(after));
@@ -76,7 +76,7 @@ impl BalanceService {
         let rows = query
             .order_by_desc(balance_ledger::Column::Id)
             .limit(page.first + 1)
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         Ok(Page::from_overfetch(rows, page, total))
     }

@@ -116,7 +116,9 @@ impl CatalogService {
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<product::Model>, DbErr> {
-        let row = product::Entity::find_by_id(id).one(self.db.conn()).await?;
+        let row = product::Entity::find_by_id(id)
+            .one(&self.db.reads())
+            .await?;
         if let Some(row) = &row {
             self.remember(row);
         }
@@ -127,7 +129,7 @@ impl CatalogService {
     pub async fn get_many(&self, ids: &[i64]) -> Result<HashMap<i64, product::Model>, DbErr> {
         let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().copied()))
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         rows.iter().for_each(|row| self.remember(row));
         Ok(rows.into_iter().map(|p| (p.id, p)).collect())
@@ -152,7 +154,7 @@ impl CatalogService {
             .column(product::Column::Stock)
             .filter(product::Column::Id.is_in(ids.iter().copied()))
             .into_tuple()
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         Ok(rows.into_iter().collect())
     }
@@ -167,14 +169,14 @@ impl CatalogService {
         if let Some(category) = category {
             scope = scope.filter(product::Column::Category.eq(category));
         }
-        let total = scope.clone().count(self.db.conn()).await?;
+        let total = scope.clone().count(&self.db.reads()).await?;
         if let Some(after) = page.after {
             scope = scope.filter(product::Column::Id.gt(after));
         }
         let rows = scope
             .order_by_asc(product::Column::Id)
             .limit(page.first + 1)
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         Ok(Page::from_overfetch(rows, page, total))
     }

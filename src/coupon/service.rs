@@ -148,7 +148,7 @@ impl CouponService {
                         .lt(Expr::col(coupon_event::Column::TotalQuantity)),
                 );
         }
-        query.limit(500).all(self.db.conn()).await
+        query.limit(500).all(&self.db.reads()).await
     }
 
     /// A user's coupons with their events, newest first (at most 500), optionally only those
@@ -187,7 +187,7 @@ impl CouponService {
     ) -> Result<Vec<CouponOfEvent>, DbErr> {
         Ok(query
             .find_also_related(coupon_event::Entity)
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?
             .into_iter()
             .filter_map(|(coupon, event)| Some((coupon, event?)))

@@ -12,6 +12,7 @@ use sea_orm::DbErr;
 
 use crate::catalog::service::CatalogService;
 use crate::coupon::service::{CouponOfEvent, CouponService};
+use crate::infra::replicas::spawn_keeping_freshness;
 use crate::ordering::service::OrderingService;
 use crate::state::AppState;
 
@@ -71,22 +72,22 @@ pub fn attach(request: async_graphql::Request, state: &AppState) -> async_graphq
     request
         .data(DataLoader::new(
             ProductLoader(state.catalog.clone()),
-            tokio::spawn,
+            spawn_keeping_freshness,
         ))
         .data(DataLoader::new(
             StockLoader(state.catalog.clone()),
-            tokio::spawn,
+            spawn_keeping_freshness,
         ))
         .data(DataLoader::new(
             OrderItemsLoader(state.ordering.clone()),
-            tokio::spawn,
+            spawn_keeping_freshness,
         ))
         .data(DataLoader::new(
             PaymentLoader(state.ordering.clone()),
-            tokio::spawn,
+            spawn_keeping_freshness,
         ))
         .data(DataLoader::new(
             CouponLoader(state.coupons.clone()),
-            tokio::spawn,
+            spawn_keeping_freshness,
         ))
 }

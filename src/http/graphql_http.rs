@@ -212,8 +212,9 @@ pub async fn graphql_post(
         .map(|request| request.map(|r| prepare(r, viewer, &state.app).data(request_id.clone())))
         .collect();
     let schema = state.schema.clone();
+    let db = state.app.db.clone();
     let mut responses = run_to_completion(async move {
-        join_all(ready.into_iter().map(|request| {
+        let executions = join_all(ready.into_iter().map(|request| {
             let schema = schema.clone();
             async move {
                 match request {
@@ -221,8 +222,8 @@ pub async fn graphql_post(
                     Err(refused) => async_graphql::Response::from_errors(vec![refused]),
                 }
             }
-        }))
-        .await
+        }));
+        db.serve(viewer.user_id, mutations > 0, executions).await
     })
     .await;
     let response = if single {
@@ -278,7 +279,14 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
     }
     let request = prepare(request, viewer, &state.app).data(request_id(&parts.headers));
     let schema = state.schema.clone();
-    let response = run_to_completion(async move { vec![schema.execute(request).await] }).await;
+    let db = state.app.db.clone();
+    let response = run_to_completion(async move {
+        vec![
+            db.serve(viewer.user_id, false, schema.execute(request))
+                .await,
+        ]
+    })
+    .await;
     respond(
         BatchResponse::Single(response.into_iter().next().unwrap_or_default()),
         format,

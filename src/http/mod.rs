@@ -5,8 +5,8 @@
 //!   GraphiQL's scripts and styles, built into the binary (see [`playground`]).
 //! - `POST /graphql`: GraphQL over HTTP (see [`graphql_http`]).
 //! - `/healthz`: the process answers. `/readyz`: 200 when the database answers (`degraded`
-//!   when Redis does not, or the data platform fails or answers as if misconfigured), 503
-//!   otherwise. `/metrics`: Prometheus.
+//!   when Redis does not, a read replica is skipped, or the data platform fails or answers as
+//!   if misconfigured), 503 otherwise. `/metrics`: Prometheus.
 //!
 //! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
 //! in the logs; every request has a time limit (408).
@@ -174,9 +174,10 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         .into_response()
 }
 
-/// `/readyz`: 200 when the database answers (`degraded` when a configured Redis does not, or the
-/// data platform fails or answers 401/403/404/405 to every event: the service still works, and
-/// events wait), 503 when the database does not.
+/// `/readyz`: 200 when the database answers (`degraded` when a configured Redis does not, a read
+/// replica is skipped (its reads go to the primary), or the data platform fails or answers
+/// 401/403/404/405 to every event: the service still works, and events wait), 503 when the
+/// database does not.
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
     let database = match tokio::time::timeout(Duration::from_secs(2), state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
@@ -194,11 +195,20 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
         }
     };
     let platform = state.app.outbox.platform().await;
+    let replicas = state
+        .app
+        .db
+        .replicas()
+        .map(|replicas| replicas.status())
+        .unwrap_or_default();
+    let replica_skipped = replicas.iter().any(|replica| !replica.usable);
     let ready = database == "ok";
-    let (status, summary) = match (ready, redis, platform.problem()) {
-        (false, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
-        (true, "unavailable", _) | (true, _, Some(_)) => (StatusCode::OK, "degraded"),
-        (true, _, None) => (StatusCode::OK, "ready"),
+    let (status, summary) = match (ready, redis, platform.problem(), replica_skipped) {
+        (false, _, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (true, "unavailable", _, _) | (true, _, Some(_), _) | (true, _, _, true) => {
+            (StatusCode::OK, "degraded")
+        }
+        (true, _, None, false) => (StatusCode::OK, "ready"),
     };
     (
         status,
@@ -209,6 +219,7 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
             "redis": redis,
             "dataPlatform": platform.as_str(),
             "dataPlatformProblem": platform.problem(),
+            "readReplicas": replicas,
         })),
     )
         .into_response()

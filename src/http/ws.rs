@@ -284,13 +284,18 @@ impl Connection {
                         "message": message, "extensions": { "code": "RATE_LIMITED" } }] });
                     return send(socket, error).await;
                 }
-                let task = tokio::spawn(execute(
+                let mutation = inspection.operation == Some(OperationType::Mutation);
+                let execution = execute(
                     self.state.clone(),
                     id.clone(),
                     prepare(*payload, viewer, &self.state.app),
                     outbound.clone(),
-                ));
-                let mutation = inspection.operation == Some(OperationType::Mutation);
+                );
+                let db = self.state.app.db.clone();
+                let task =
+                    tokio::spawn(
+                        async move { db.serve(viewer.user_id, mutation, execution).await },
+                    );
                 self.running.insert(
                     id,
                     Running {

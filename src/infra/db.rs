@@ -23,6 +23,7 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::AppError;
+use crate::infra::replicas::{Freshness, Reads, Replicas, reading};
 
 /// How many times a write transaction is attempted before its error is returned.
 const MAX_ATTEMPTS: usize = 10;
@@ -42,6 +43,8 @@ pub struct Database {
     /// What [`Database::another_pool`] connects with.
     url: Arc<str>,
     acquire_timeout: Duration,
+    /// Read replicas (`DATABASE_READ_URL`); `None`: every read goes to this pool.
+    replicas: Option<Arc<Replicas>>,
 }
 
 /// Why one attempt of a write transaction ended without a result.
@@ -135,7 +138,33 @@ impl Database {
             statements,
             url: url.into(),
             acquire_timeout,
+            replicas: None,
         }
+    }
+
+    /// Connects a pool of `max_connections` to each replica URL and routes reads to them from
+    /// now on (PostgreSQL only). The returned handle's monitor must run for them to be used.
+    pub async fn connect_replicas(
+        &mut self,
+        urls: &[String],
+        max_connections: u32,
+        max_lag: Duration,
+    ) -> Result<Arc<Replicas>, DbErr> {
+        let mut pools = Vec::with_capacity(urls.len());
+        for url in urls {
+            let mut options = options(url, max_connections, self.acquire_timeout);
+            // a replica that is down at start-up is skipped, not fatal
+            options.min_connections(0).connect_lazy(true);
+            let mut conn = sea_orm::Database::connect(options).await?;
+            let counter = self.statements.clone();
+            conn.set_metric_callback(move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            });
+            pools.push((public_name(url), conn));
+        }
+        let replicas = Arc::new(Replicas::new(self.conn.clone(), pools, max_lag));
+        self.replicas = Some(replicas.clone());
+        Ok(replicas)
     }
 
     /// A second pool of `max_connections` on the same database, sharing this handle's SQLite
@@ -154,9 +183,41 @@ impl Database {
         ))
     }
 
-    /// The connection pool, for reads and for statements outside a transaction.
+    /// The primary's connection pool, for statements outside a transaction and reads that must
+    /// see the latest commit.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// A connection for reads that a replica may serve (catalog, listings, history, ranking):
+    /// a replica fresh enough for the current request or job, else the primary. See
+    /// [`crate::infra::replicas`].
+    pub fn reads(&self) -> Reads<'_> {
+        Reads::route(&self.conn, self.replicas.as_deref())
+    }
+
+    /// Runs a request's `work` with the freshness its reads need: the primary when it writes,
+    /// else fresh since the viewer's last write; when it writes, remembers afterwards that the
+    /// viewer wrote (read-your-writes). Without replicas it just runs `work`.
+    pub async fn serve<F: Future>(&self, user_id: Option<i64>, writes: bool, work: F) -> F::Output {
+        let Some(replicas) = &self.replicas else {
+            return work.await;
+        };
+        let freshness = if writes {
+            Freshness::Latest
+        } else {
+            replicas.freshness_for(user_id)
+        };
+        let output = reading(freshness, work).await;
+        if let (true, Some(user_id)) = (writes, user_id) {
+            replicas.wrote(user_id);
+        }
+        output
+    }
+
+    /// The read replicas, when there are any.
+    pub fn replicas(&self) -> Option<&Arc<Replicas>> {
+        self.replicas.as_ref()
     }
 
     /// How many SQL statements this handle (and its clones) executed so far.
@@ -366,6 +427,13 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// `host:port/database` of a database URL, without its credentials (for logs and metrics).
+fn public_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
 }
 
 /// The file behind an `sqlite:` URL, if it names one.

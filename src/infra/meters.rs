@@ -30,6 +30,8 @@ pub const EVENT_BUS_REDIS_FAILURES: &str = "commerce_event_bus_redis_failures_to
 pub const VERIFY_VIOLATIONS: &str = "commerce_verify_violations";
 pub const VERIFY_LAST_RUN: &str = "commerce_verify_last_run_timestamp_seconds";
 pub const VERIFY_DURATION: &str = "commerce_verify_duration_seconds";
+pub const REPLICA_LAG: &str = "commerce_replica_lag_seconds";
+pub const REPLICA_USABLE: &str = "commerce_replica_usable";
 
 /// A counter with one label whose values are all known: each series exists from start-up.
 pub struct CounterFamily {
@@ -76,7 +78,15 @@ pub const RATE_LIMITED: CounterFamily = CounterFamily {
     values: &["ip", "user"],
 };
 
-const FAMILIES: [&CounterFamily; 3] = [&OUTBOX_DELIVERIES, &RANKING_CACHE, &RATE_LIMITED];
+/// Queries that could go to a read replica (`DATABASE_READ_URL`), by where they ran.
+pub const DB_READS: CounterFamily = CounterFamily {
+    name: "commerce_db_reads_total",
+    label: "target",
+    values: &["primary", "replica"],
+};
+
+const FAMILIES: [&CounterFamily; 4] =
+    [&OUTBOX_DELIVERIES, &RANKING_CACHE, &RATE_LIMITED, &DB_READS];
 
 /// Unlabelled counters, with their help.
 const COUNTERS: [(&str, &str); 6] = [
@@ -140,6 +150,19 @@ pub fn register(
     describe_counter!(OUTBOX_DELIVERIES.name, "data platform delivery attempts");
     describe_counter!(RANKING_CACHE.name, "top-sellers reads by cache result");
     describe_counter!(RATE_LIMITED.name, "mutations refused by a rate limit");
+    describe_counter!(
+        DB_READS.name,
+        "queries that a read replica may serve, by where they ran"
+    );
+    describe_gauge!(
+        REPLICA_LAG,
+        metrics::Unit::Seconds,
+        "how far each read replica's replay is behind the primary"
+    );
+    describe_gauge!(
+        REPLICA_USABLE,
+        "1 while a read replica serves reads, 0 while it is skipped"
+    );
     for (name, help) in COUNTERS {
         describe_counter!(name, help);
         metrics::counter!(name).increment(0);

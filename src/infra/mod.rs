@@ -1,6 +1,6 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
 //! backend quirks), the write helper every use case runs in ([`transact`]), group commit, Redis,
-//! the event bus, idempotency keys and the names of our metrics.
+//! read replicas, the event bus, idempotency keys and the names of our metrics.
 
 pub mod batching;
 pub mod bus;
@@ -10,4 +10,5 @@ pub mod locking;
 pub mod meters;
 pub mod paging;
 pub mod redis;
+pub mod replicas;
 pub mod transact;

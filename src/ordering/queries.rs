@@ -17,7 +17,7 @@ use crate::infra::paging::{Page, PageRequest};
 impl OrderingService {
     pub async fn get(&self, order_id: i64) -> Result<Option<order::Model>, DbErr> {
         order::Entity::find_by_id(order_id)
-            .one(self.db.conn())
+            .one(&self.db.reads())
             .await
     }
 
@@ -32,14 +32,14 @@ impl OrderingService {
         if let Some(status) = status {
             scope = scope.filter(order::Column::Status.eq(status));
         }
-        let total = scope.clone().count(self.db.conn()).await?;
+        let total = scope.clone().count(&self.db.reads()).await?;
         if let Some(after) = page.after {
             scope = scope.filter(order::Column::Id.lt(after));
         }
         let rows = scope
             .order_by_desc(order::Column::Id)
             .limit(page.first + 1)
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         Ok(Page::from_overfetch(rows, page, total))
     }
@@ -49,7 +49,7 @@ impl OrderingService {
         &self,
         order_ids: &[i64],
     ) -> Result<HashMap<i64, Vec<order_item::Model>>, DbErr> {
-        rows::items_of(self.db.conn(), order_ids.iter().copied()).await
+        rows::items_of(&self.db.reads(), order_ids.iter().copied()).await
     }
 
     /// The payments of several orders (one query), by order id.
@@ -59,7 +59,7 @@ impl OrderingService {
     ) -> Result<HashMap<i64, payment::Model>, DbErr> {
         let rows = payment::Entity::find()
             .filter(payment::Column::OrderId.is_in(order_ids.iter().copied()))
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         Ok(rows.into_iter().map(|p| (p.order_id, p)).collect())
     }

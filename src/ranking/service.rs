@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
@@ -27,6 +26,7 @@ use super::snapshot::{MAX_ENTRIES, RankedProduct, RankingSnapshot};
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::Database;
 use crate::infra::meters::RANKING_CACHE;
+use crate::infra::replicas::{Freshness, reading};
 
 /// How many recent days of sales order the alternatives.
 const RECENT_DAYS: u64 = 3;
@@ -37,17 +37,18 @@ pub const DEFAULT_DAYS: u32 = 3;
 /// Longest wait for Redis on a read before the database answers instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// Told by ordering that sales changed (cheap: one atomic store).
+/// Told by ordering that sales changed (cheap: one short lock): when the latest change was
+/// committed, so that the recomputation reads at least that fresh (read replicas).
 #[derive(Clone, Debug, Default)]
-pub struct SalesSignal(Arc<AtomicBool>);
+pub struct SalesSignal(Arc<std::sync::Mutex<Option<Instant>>>);
 
 impl SalesSignal {
     pub fn sales_changed(&self) {
-        self.0.store(true, Ordering::Release);
+        *self.0.lock().expect("sales signal") = Some(Instant::now());
     }
 
-    fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
+    fn take(&self) -> Option<Instant> {
+        self.0.lock().expect("sales signal").take()
     }
 }
 
@@ -244,7 +245,8 @@ impl RankingService {
                 .iter()
                 .any(|days| local.get(days).is_none_or(|c| c.snapshot.to != today))
         };
-        if !self.signal.take() && !rolled_over {
+        let sold = self.signal.take();
+        if sold.is_none() && !rolled_over {
             return;
         }
         if !self.acquire_refresh_lock().await {
@@ -252,8 +254,10 @@ impl RankingService {
             self.signal.sales_changed();
             return;
         }
+        // read no staler than the latest sale (a read replica that has not replayed it is skipped)
+        let freshness = sold.map_or(Freshness::Any, Freshness::Since);
         for days in tracked {
-            match self.compute(days).await {
+            match reading(freshness, self.compute(days)).await {
                 Ok(fresh) => {
                     if !self.write_shared(&fresh).await {
                         // try again next tick, so the other instances get it too
@@ -319,7 +323,7 @@ impl RankingService {
         let from = to
             .checked_sub_days(Days::new(u64::from(days.saturating_sub(1))))
             .unwrap_or(to);
-        let conn = self.db.conn();
+        let conn = self.db.reads();
         let backend = conn.get_database_backend();
         let (int, p1, p2) = match backend {
             DbBackend::Postgres => ("BIGINT", "$1", "$2"),
@@ -387,7 +391,7 @@ impl RankingService {
             .filter(product::Column::Id.ne(product_id))
             .order_by_asc(product::Column::Id)
             .limit(CANDIDATES)
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         if candidates.is_empty() {
             return Ok(candidates);
@@ -399,7 +403,7 @@ impl RankingService {
         let rows = product_sales_daily::Entity::find()
             .filter(product_sales_daily::Column::ProductId.is_in(candidates.iter().map(|p| p.id)))
             .filter(product_sales_daily::Column::SalesDate.gte(since))
-            .all(self.db.conn())
+            .all(&self.db.reads())
             .await?;
         let mut sold: HashMap<i64, i64> = HashMap::new();
         for row in rows {

@@ -22,6 +22,7 @@ mod outbox;
 mod persisted;
 mod protocol;
 mod ranking;
+mod replicas;
 mod schema;
 mod verify;
 mod websocket;

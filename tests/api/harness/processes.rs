@@ -374,7 +374,9 @@ impl Drop for ServerProcess {
 pub struct PrivatePostgres {
     pub port: u16,
     dir: PathBuf,
-    pg_ctl: PathBuf,
+    bin: PathBuf,
+    /// `-c` settings of its own (a replica's apply delay).
+    settings: String,
     _server: ProcessGuard,
 }
 
@@ -385,6 +387,56 @@ impl PrivatePostgres {
             .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
             .find(|bin| bin.join("initdb").exists())
             .expect("initdb");
+        let postgres = Self::prepare(bin, String::new(), |bin, data| {
+            vec![
+                text(&bin.join("initdb")).to_owned(),
+                "-D".into(),
+                text(data).to_owned(),
+                "-A".into(),
+                "trust".into(),
+                "-U".into(),
+                "postgres".into(),
+            ]
+        });
+        postgres.resume().await;
+        postgres
+    }
+
+    /// A streaming standby of this server (`pg_basebackup -R`) on a port of its own, applying
+    /// each commit `apply_delay` late (`recovery_min_apply_delay`); read-only, as replicas are.
+    pub async fn start_replica(&self, apply_delay: Duration) -> Self {
+        let primary_port = self.port.to_string();
+        let settings = format!(" -c recovery_min_apply_delay={}ms", apply_delay.as_millis());
+        let replica = Self::prepare(self.bin.clone(), settings, |bin, data| {
+            [
+                text(&bin.join("pg_basebackup")),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-D",
+                text(data),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        });
+        replica.resume().await;
+        replica
+    }
+
+    /// A data directory made by `make(bin, data)` (run as the postgres user) on a spare port,
+    /// removed with the server when dropped.
+    fn prepare(
+        bin: PathBuf,
+        settings: String,
+        make: impl FnOnce(&Path, &Path) -> Vec<String>,
+    ) -> Self {
         let port = spare_port();
         let dir = std::env::temp_dir().join(format!("commerce-pg-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -395,35 +447,24 @@ impl PrivatePostgres {
                 .status();
             assert!(status.is_ok_and(|s| s.success()), "chown {dir:?} failed");
         }
-        let initdb = bin.join("initdb");
-        let data = dir.join("data");
-        let command = [
-            text(&initdb),
-            "-D",
-            text(&data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-        ];
+        let command = make(&bin, &dir.join("data"));
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
         assert!(as_postgres(&command, false), "{command:?} failed");
-        let pg_ctl = bin.join("pg_ctl");
         let server = ProcessGuard::daemon({
-            let (pg_ctl, dir) = (pg_ctl.clone(), dir.clone());
+            let (pg_ctl, dir) = (bin.join("pg_ctl"), dir.clone());
             move || {
                 // stopped by the test already, or not: either way nothing is left behind
                 pg_ctl_as_postgres(&pg_ctl, &dir, &["-m", "immediate", "stop"], true);
                 let _ = std::fs::remove_dir_all(&dir);
             }
         });
-        let postgres = Self {
+        Self {
             port,
             dir,
-            pg_ctl,
+            bin,
+            settings,
             _server: server,
-        };
-        postgres.resume().await;
-        postgres
+        }
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -442,6 +483,40 @@ impl PrivatePostgres {
         self.url(name)
     }
 
+    /// Waits until `replica` has replayed every commit this server made so far.
+    pub async fn wait_for_replay(&self, replica: &PrivatePostgres, within: Duration) {
+        let lsn = |url: String, sql: &'static str| async move {
+            let conn = sea_orm::Database::connect(url)
+                .await
+                .expect("private PostgreSQL");
+            let row = sea_orm::ConnectionTrait::query_one_raw(
+                &conn,
+                sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql),
+            )
+            .await
+            .expect("WAL position")
+            .expect("one row");
+            conn.close().await.ok();
+            row.try_get_by_index::<i64>(0).expect("a position")
+        };
+        let written = lsn(
+            self.url("postgres"),
+            "SELECT (pg_current_wal_lsn() - '0/0')::bigint",
+        )
+        .await;
+        let began = std::time::Instant::now();
+        while lsn(
+            replica.url("postgres"),
+            "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint",
+        )
+        .await
+            < written
+        {
+            assert!(began.elapsed() < within, "the replica replayed in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// What the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
@@ -455,9 +530,10 @@ impl PrivatePostgres {
     fn start_now(&self) {
         let log = self.dir.join("log");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.settings
         );
         self.pg_ctl(&["-l", text(&log), "-o", &options, "-w", "start"]);
     }
@@ -479,7 +555,7 @@ impl PrivatePostgres {
 
     fn pg_ctl(&self, args: &[&str]) {
         assert!(
-            pg_ctl_as_postgres(&self.pg_ctl, &self.dir, args, false),
+            pg_ctl_as_postgres(&self.bin.join("pg_ctl"), &self.dir, args, false),
             "pg_ctl {args:?} failed"
         );
     }
