@@ -19,8 +19,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
+
+use crate::infra::redis::RedisConnection;
 
 /// The Redis picture of an event is rebuilt at least this often.
 pub const REBUILD_EVERY_SECS: u64 = 10;
@@ -63,7 +64,7 @@ pub enum Settlement {
 pub enum CouponGate {
     InProcess(Arc<Mutex<HashMap<i64, LocalEvent>>>),
     Redis {
-        conn: ConnectionManager,
+        conn: RedisConnection,
         prefix: String,
         /// Events the database said are exhausted, as this instance learnt.
         exhausted: Arc<RwLock<HashSet<i64>>>,
@@ -133,7 +134,7 @@ impl CouponGate {
         CouponGate::InProcess(Arc::new(Mutex::new(HashMap::new())))
     }
 
-    pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn redis(conn: RedisConnection, prefix: &str) -> Self {
         CouponGate::Redis {
             conn,
             prefix: prefix.to_owned(),
@@ -318,7 +319,7 @@ fn keys(prefix: &str, event_id: i64) -> [String; 4] {
 }
 
 async fn run_admit(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     keys: &[String; 4],
     user_id: i64,
 ) -> Result<i64, redis::RedisError> {
