@@ -83,9 +83,11 @@ impl Application {
                 .await
                 .context("cannot read the installation id")?
         );
-        let redis = match &settings.redis_url {
-            Some(url) => Some(
-                crate::infra::redis::connect(url)
+        let servers = settings.redis_servers()?;
+        let redis = match &servers {
+            Some(servers) => Some(
+                servers
+                    .connect(Some(crate::infra::redis::RESPONSE_TIMEOUT))
                     .await
                     .context("cannot connect to REDIS_URL")?,
             ),
@@ -105,9 +107,9 @@ impl Application {
                 .context("cannot use DATABASE_READ_URL")?;
             workers.spawn(replicas.monitor(shutdown.clone()));
         }
-        let bus = match &settings.redis_url {
-            Some(url) => EventBus::redis(
-                redis::Client::open(url.as_str())?,
+        let bus = match servers {
+            Some(servers) => EventBus::redis(
+                servers,
                 format!("{namespace}events"),
                 EVENT_BUFFER,
                 shutdown.clone(),

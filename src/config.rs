@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::infra::redis::RedisServers;
+
 /// The embedded default database: an SQLite file, created on first run and seeded with demo data.
 /// The highest depth limit a setting may ask for: it keeps the bracket nesting the GraphQL parser
 /// sees shallow enough for its recursion.
@@ -50,7 +52,9 @@ pub struct Settings {
     #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), global = true)]
     pub replica_max_lag_ms: u64,
 
-    /// Redis URL (redis://...). Unset: in-process cache, coupon gate and event bus (one instance).
+    /// Redis URL: redis://host:port for one server; redis+cluster://host:port,host:port (or a
+    /// comma-separated list of redis:// URLs) for the seed nodes of a Redis Cluster. Unset:
+    /// in-process cache, coupon gate and event bus (one instance).
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 
@@ -481,6 +485,18 @@ impl Settings {
             })
     }
 
+    /// The Redis server or cluster `REDIS_URL` names; `None` when it is unset.
+    pub fn redis_servers(&self) -> Result<Option<RedisServers>, SettingsError> {
+        self.redis_url
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|reason| SettingsError {
+                setting: "REDIS_URL",
+                reason,
+            })
+    }
+
     /// Refuses combinations that cannot work or would be unsafe.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let url = self.database_url();
@@ -525,14 +541,7 @@ impl Settings {
                 reason: "must start with http:// or https://".into(),
             });
         }
-        if let Some(redis) = &self.redis_url
-            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
-        {
-            return Err(SettingsError {
-                setting: "REDIS_URL",
-                reason: "must start with redis:// or rediss://".into(),
-            });
-        }
+        self.redis_servers()?;
         match self.effective_auth_mode() {
             AuthMode::Dev if !self.bind.ip().is_loopback() => Err(SettingsError {
                 setting: "AUTH_MODE",

@@ -1,13 +1,12 @@
 //! The state every resolver reads from the GraphQL context: the domain services and the shared
 //! infrastructure handles. Built once by `app`.
 
-use redis::aio::ConnectionManager;
-
 use crate::balance::service::BalanceService;
 use crate::catalog::service::CatalogService;
 use crate::coupon::service::CouponService;
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
+use crate::infra::redis::RedisConnection;
 use crate::ordering::service::OrderingService;
 use crate::outbox::service::OutboxService;
 use crate::ranking::service::RankingService;
@@ -16,7 +15,7 @@ use crate::users::service::UserService;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
-    pub redis: Option<ConnectionManager>,
+    pub redis: Option<RedisConnection>,
     pub bus: EventBus,
     pub users: UserService,
     pub balance: BalanceService,

@@ -6,9 +6,10 @@
 //! of users admitted or holding a coupon, and an "exhausted" flag set only when the database said
 //! so. A request that passes takes a slot; the database then decides, and [`CouponGate::settle`]
 //! gives the slot back unless a coupon was issued. With Redis (shared by every instance) this is
-//! one Lua script per request; without, a mutex-guarded map. An event the database said is
-//! exhausted stays so (coupons never go back to an event, and its total never changes): each
-//! instance remembers that and turns its requests away without asking Redis. The Redis state is rebuilt from the
+//! one Lua script per request, whose keys share the event's hash tag so that it runs on a Redis
+//! Cluster too; without, a mutex-guarded map. An event the database said is exhausted stays so
+//! (coupons never go back to an event, and its total never changes): each instance remembers
+//! that and turns its requests away without asking Redis. The Redis state is rebuilt from the
 //! database when its keys are missing (restart, flush) and at least every
 //! [`REBUILD_EVERY_SECS`], so a slot lost to a crash between gate and database comes back. A
 //! failing Redis makes the gate let everything through to the database: slower, never wrong.
@@ -19,8 +20,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
+
+use crate::infra::redis::RedisConnection;
 
 /// The Redis picture of an event is rebuilt at least this often.
 pub const REBUILD_EVERY_SECS: u64 = 10;
@@ -63,7 +65,7 @@ pub enum Settlement {
 pub enum CouponGate {
     InProcess(Arc<Mutex<HashMap<i64, LocalEvent>>>),
     Redis {
-        conn: ConnectionManager,
+        conn: RedisConnection,
         prefix: String,
         /// Events the database said are exhausted, as this instance learnt.
         exhausted: Arc<RwLock<HashSet<i64>>>,
@@ -133,7 +135,7 @@ impl CouponGate {
         CouponGate::InProcess(Arc::new(Mutex::new(HashMap::new())))
     }
 
-    pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn redis(conn: RedisConnection, prefix: &str) -> Self {
         CouponGate::Redis {
             conn,
             prefix: prefix.to_owned(),
@@ -308,17 +310,15 @@ fn learn_exhausted(exhausted: &RwLock<HashSet<i64>>, event_id: i64) {
     }
 }
 
+/// The event's keys, in the order the scripts take them. `{event_id}` is a hash tag: on a Redis
+/// Cluster all four live in one slot, as a script's keys must, and events spread over the nodes.
 fn keys(prefix: &str, event_id: i64) -> [String; 4] {
-    [
-        format!("{prefix}coupon:{event_id}:exhausted"),
-        format!("{prefix}coupon:{event_id}:users"),
-        format!("{prefix}coupon:{event_id}:remaining"),
-        format!("{prefix}coupon:{event_id}:built"),
-    ]
+    ["exhausted", "users", "remaining", "built"]
+        .map(|key| format!("{prefix}coupon:{{{event_id}}}:{key}"))
 }
 
 async fn run_admit(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     keys: &[String; 4],
     user_id: i64,
 ) -> Result<i64, redis::RedisError> {

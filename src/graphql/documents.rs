@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError};
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::limits::DocumentLimits;
 use super::limits::document::{Inspection, inspect_parsed};
 use super::limits::text::check_text;
+use crate::infra::redis::RedisConnection;
 
 /// Parsed documents kept.
 const PARSED_DOCUMENTS: u64 = 2_000;
@@ -39,11 +39,11 @@ pub struct Documents {
     parsed: moka::sync::Cache<String, Arc<ExecutableDocument>>,
     persisted: moka::sync::Cache<String, Arc<str>>,
     /// Redis and the key prefix of this deployment, when set.
-    shared: Option<(ConnectionManager, String)>,
+    shared: Option<(RedisConnection, String)>,
 }
 
 impl Documents {
-    pub fn new(shared: Option<(ConnectionManager, String)>) -> Self {
+    pub fn new(shared: Option<(RedisConnection, String)>) -> Self {
         Self {
             parsed: moka::sync::Cache::new(PARSED_DOCUMENTS),
             persisted: moka::sync::Cache::builder()

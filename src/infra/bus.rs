@@ -14,18 +14,23 @@
 //! Pub/sub loses what is sent while a subscriber is disconnected: after every reconnection the
 //! bus emits [`DomainEvent::Resync`] so receivers can reload what they show. A slow receiver
 //! only loses its own oldest events (it sees `Lagged`); it never slows a publisher.
+//!
+//! On a Redis Cluster a plain PUBLISH reaches the subscribers of every node, so each instance
+//! subscribes on one seed node; when that node is lost it subscribes on the next seed node (round
+//! robin) and emits the same [`DomainEvent::Resync`]. Publishing goes through the cluster
+//! connection, which follows the cluster's changes by itself.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::infra::meters;
+use crate::infra::redis::{RedisConnection, RedisServers};
 
 /// Events that subscriptions and workers listen to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,21 +116,26 @@ impl EventBus {
 
     /// A bus shared through Redis pub/sub on `channel`; its tasks stop with `shutdown`.
     pub fn redis(
-        client: redis::Client,
+        servers: RedisServers,
         channel: String,
         capacity: usize,
         shutdown: CancellationToken,
     ) -> Self {
         let (local, _) = broadcast::channel(capacity);
         let outgoing = Arc::new(Pending::default());
-        tokio::spawn(publish_loop(
-            client.clone(),
+        tokio::spawn(subscribe_loop(
+            servers.subscription_nodes().to_vec(),
             channel.clone(),
-            outgoing.clone(),
             local.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(subscribe_loop(client, channel, local.clone(), shutdown));
+        tokio::spawn(publish_loop(
+            servers,
+            channel,
+            outgoing.clone(),
+            local.clone(),
+            shutdown,
+        ));
         Self {
             local,
             outgoing: Some(outgoing),
@@ -149,15 +159,12 @@ impl EventBus {
 
 /// Sends what is pending, one pipeline at a time, until shutdown (then once more).
 async fn publish_loop(
-    client: redis::Client,
+    servers: RedisServers,
     channel: String,
     pending: Arc<Pending>,
     local: broadcast::Sender<DomainEvent>,
     shutdown: CancellationToken,
 ) {
-    // no response timeout: a slow Redis makes events collect (and coalesce) here, while a PUBLISH
-    // given up on by the client could still run later, after a newer one
-    let config = ConnectionManagerConfig::new().set_response_timeout(None);
     let mut conn = None;
     let mut delay = RETRY_FIRST;
     let mut failures_logged = Throttle::new(LOG_INTERVAL);
@@ -168,7 +175,7 @@ async fn publish_loop(
         };
         let batch = pending.take();
         if !batch.is_empty() {
-            let sent = match publish_all(&client, &config, &mut conn, &channel, &batch).await {
+            let sent = match publish_all(&servers, &mut conn, &channel, &batch).await {
                 Ok(()) => {
                     metrics::counter!(meters::EVENTS_PUBLISHED).increment(batch.len() as u64);
                     delay = RETRY_FIRST;
@@ -209,17 +216,16 @@ const RETRY_LAST: Duration = Duration::from_secs(5);
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 async fn publish_all(
-    client: &redis::Client,
-    config: &ConnectionManagerConfig,
-    conn: &mut Option<ConnectionManager>,
+    servers: &RedisServers,
+    conn: &mut Option<RedisConnection>,
     channel: &str,
     batch: &BTreeMap<Subject, DomainEvent>,
 ) -> Result<(), redis::RedisError> {
     let conn = match conn {
         Some(conn) => conn,
-        None => {
-            conn.insert(ConnectionManager::new_with_config(client.clone(), config.clone()).await?)
-        }
+        // no response timeout: a slow Redis makes events collect (and coalesce) here, while a
+        // PUBLISH given up on by the client could still run later, after a newer one
+        None => conn.insert(servers.connect(None).await?),
     };
     let mut pipeline = redis::pipe();
     for event in batch.values() {
@@ -255,17 +261,19 @@ impl Throttle {
     }
 }
 
+/// Subscribes on `nodes[0]`, and on the next node (round robin) whenever the subscription is
+/// lost or cannot be made.
 async fn subscribe_loop(
-    client: redis::Client,
+    nodes: Vec<redis::Client>,
     channel: String,
     local: broadcast::Sender<DomainEvent>,
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
     let mut first = true;
-    loop {
+    for node in nodes.iter().cycle() {
         let connected = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = node.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
@@ -297,9 +305,11 @@ async fn subscribe_loop(
                         Err(err) => tracing::warn!(%err, "event bus: ignoring a malformed message"),
                     }
                 }
-                tracing::warn!("event bus: Redis subscription lost; reconnecting");
+                tracing::warn!(node = %node.get_connection_info().addr(), "event bus: Redis subscription lost; reconnecting");
             }
-            Err(err) => tracing::warn!(%err, "event bus: cannot subscribe to Redis; retrying"),
+            Err(err) => {
+                tracing::warn!(%err, node = %node.get_connection_info().addr(), "event bus: cannot subscribe to Redis; retrying")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

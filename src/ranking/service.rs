@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::{product, product_sales_daily};
-use redis::aio::ConnectionManager;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
@@ -26,6 +25,7 @@ use super::snapshot::{MAX_ENTRIES, RankedProduct, RankingSnapshot};
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::Database;
 use crate::infra::meters::RANKING_CACHE;
+use crate::infra::redis::RedisConnection;
 use crate::infra::replicas::{Freshness, reading};
 
 /// How many recent days of sales order the alternatives.
@@ -61,7 +61,7 @@ struct Cached {
 pub struct RankingService {
     db: Database,
     time_zone: Tz,
-    redis: Option<(ConnectionManager, String)>,
+    redis: Option<(RedisConnection, String)>,
     bus: EventBus,
     /// How often the worker may recompute; with Redis also how long a local copy is trusted.
     refresh: Duration,
@@ -77,7 +77,7 @@ impl RankingService {
     pub fn new(
         db: Database,
         time_zone: Tz,
-        redis: Option<(ConnectionManager, String)>,
+        redis: Option<(RedisConnection, String)>,
         bus: EventBus,
         refresh: Duration,
     ) -> Self {

@@ -27,18 +27,18 @@ const CREATE: &str = "mutation($items: [OrderItemInput!]!, $coupon: ID) {
   createOrder(input: {items: $items, couponId: $coupon}) {
     order { id status subtotal discount total coupon { id status } } userErrors { code message field } } }";
 
-async fn issue(server: &TestServer, user: i64, event: i64) -> Value {
+pub(crate) async fn issue(server: &TestServer, user: i64, event: i64) -> Value {
     server.user(user).data(ISSUE, json!({ "id": event })).await["issueCoupon"].clone()
 }
 
-fn code(payload: &Value) -> String {
+pub(crate) fn code(payload: &Value) -> String {
     payload["userErrors"][0]["code"]
         .as_str()
         .unwrap_or("")
         .to_owned()
 }
 
-async fn event_counts(server: &TestServer, event: i64) -> (i64, i64, i64) {
+pub(crate) async fn event_counts(server: &TestServer, event: i64) -> (i64, i64, i64) {
     let data = server
         .anonymous()
         .data(
@@ -54,7 +54,7 @@ async fn event_counts(server: &TestServer, event: i64) -> (i64, i64, i64) {
     )
 }
 
-async fn users(server: &TestServer, count: usize) -> Vec<i64> {
+pub(crate) async fn users(server: &TestServer, count: usize) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         ids.push(server.create_user(&format!("shopper {i}")).await);

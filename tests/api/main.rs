@@ -10,6 +10,7 @@ mod balance;
 mod batches;
 mod catalog;
 mod clients;
+mod cluster;
 mod cors;
 mod coupons;
 mod faults;

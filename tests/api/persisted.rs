@@ -75,21 +75,28 @@ async fn instances_sharing_redis_share_persisted_documents() {
         if server.settings.redis_url.is_none() {
             return;
         }
-        let other = TestServer::start(server.backend, server.settings.clone()).await;
-        let hash = sha256(PRODUCTS);
-        let with_document = json!({ "query": PRODUCTS, "extensions": persisted(&hash), "variables": { "first": 1 } });
-        let (status, _) = post(&server, with_document, None).await;
-        assert_eq!(status, 200);
-        let by_hash = json!({ "extensions": persisted(&hash), "variables": { "first": 1 } });
-        let (status, body) = post(&other, by_hash, None).await;
-        assert_eq!(
-            (status, body["data"]["products"]["totalCount"].clone()),
-            (200, json!(0)),
-            "{body}"
-        );
-        other.stop();
+        instances_share_persisted_documents(&server).await;
     })
     .await;
+}
+
+/// A document persisted through `server` is found by its hash alone through a second instance
+/// with the same settings (database and Redis).
+pub(crate) async fn instances_share_persisted_documents(server: &TestServer) {
+    let other = TestServer::start(server.backend, server.settings.clone()).await;
+    let hash = sha256(PRODUCTS);
+    let with_document =
+        json!({ "query": PRODUCTS, "extensions": persisted(&hash), "variables": { "first": 1 } });
+    let (status, _) = post(server, with_document, None).await;
+    assert_eq!(status, 200);
+    let by_hash = json!({ "extensions": persisted(&hash), "variables": { "first": 1 } });
+    let (status, body) = post(&other, by_hash, None).await;
+    assert_eq!(
+        (status, body["data"]["products"]["totalCount"].clone()),
+        (200, json!(0)),
+        "{body}"
+    );
+    other.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

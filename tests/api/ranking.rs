@@ -14,7 +14,7 @@ use crate::ws_client::{initialised, receive, receive_within, send};
 const TOP: &str = "query($days: Int!, $limit: Int!) { topSellers(days: $days, limit: $limit) {
   days from to computedAt totalQuantity totalRevenue entries { rank quantity revenue product { id name } } } }";
 
-fn fast_ranking(settings: &mut commerce::config::Settings) {
+pub(crate) fn fast_ranking(settings: &mut commerce::config::Settings) {
     settings.ranking_refresh_ms = 100;
 }
 
@@ -247,45 +247,72 @@ async fn subscribers_get_one_update_per_change_of_the_order() {
 async fn two_instances_share_rankings_and_stock_through_redis() {
     on_every_backend_with(fast_ranking, |server| async move {
         if server.settings.redis_url.is_none() {
-            eprintln!("[{}] no Redis on this backend: the cross-instance part runs on the Redis backends", server.backend);
+            eprintln!(
+                "[{}] no Redis on this backend: the cross-instance part runs on the Redis backends",
+                server.backend
+            );
             return;
         }
-        let second = TestServer::start(server.backend, server.settings.clone()).await;
-        let product = server.create_product("웹캠", "카메라", 30_000, 100).await;
-        let buyer = server.customer("buyer", 1_000_000).await;
-
-        let mut on_a = initialised(&server, json!({})).await;
-        send(&mut on_a, json!({ "id": "rank", "type": "subscribe", "payload": { "query": "subscription { rankingChanged(limit: 3) { topSellers { entries { product { id } quantity } } changes { movement } } }" } })).await;
-        let first = receive(&mut on_a).await;
-        assert_eq!(first["payload"]["data"]["rankingChanged"]["topSellers"]["entries"], json!([]));
-        send(&mut on_a, json!({ "id": "stock", "type": "subscribe", "payload": { "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { stock } }", "variables": { "ids": [product.to_string()] } } })).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-
-        buy(&second, buyer, product, 3).await;
-        let mut got_stock = false;
-        let mut got_ranking = false;
-        while !(got_stock && got_ranking) {
-            let message = receive(&mut on_a).await;
-            match message["id"].as_str() {
-                Some("stock") => {
-                    assert_eq!(message["payload"]["data"]["stockChanged"]["stock"], json!(97));
-                    got_stock = true;
-                }
-                Some("rank") => {
-                    let update = &message["payload"]["data"]["rankingChanged"];
-                    assert_eq!(update["topSellers"]["entries"], json!([{ "product": { "id": product.to_string() }, "quantity": 3 }]));
-                    assert_eq!(update["changes"], json!([{ "movement": "NEW" }]));
-                    got_ranking = true;
-                }
-                _ => panic!("unexpected message {message}"),
-            }
-        }
-        // and instance B serves the same ranking
-        let top = top_until(&second, 3, 5, |top| top["entries"].as_array().is_some_and(|e| e.len() == 1)).await;
-        assert_eq!(top["entries"][0]["quantity"], json!(3));
-        second.stop();
+        instances_share_rankings_and_stock(&server).await;
     })
     .await;
+}
+
+/// A second instance beside `server` (same settings: database and Redis): an order on the second
+/// reaches `stockChanged` and `rankingChanged` subscribers of the first, and both serve the same
+/// top sellers.
+pub(crate) async fn instances_share_rankings_and_stock(server: &TestServer) {
+    let second = TestServer::start(server.backend, server.settings.clone()).await;
+    let product = server.create_product("웹캠", "카메라", 30_000, 100).await;
+    let buyer = server.customer("buyer", 1_000_000).await;
+
+    let mut on_a = initialised(server, json!({})).await;
+    send(&mut on_a, json!({ "id": "rank", "type": "subscribe", "payload": { "query": "subscription { rankingChanged(limit: 3) { topSellers { entries { product { id } quantity } } changes { movement } } }" } })).await;
+    let first = receive(&mut on_a).await;
+    assert_eq!(
+        first["payload"]["data"]["rankingChanged"]["topSellers"]["entries"],
+        json!([])
+    );
+    send(&mut on_a, json!({ "id": "stock", "type": "subscribe", "payload": { "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { stock } }", "variables": { "ids": [product.to_string()] } } })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    buy(&second, buyer, product, 3).await;
+    let mut got_stock = false;
+    let mut got_ranking = false;
+    while !(got_stock && got_ranking) {
+        let message = receive(&mut on_a).await;
+        match message["id"].as_str() {
+            Some("stock") => {
+                assert_eq!(
+                    message["payload"]["data"]["stockChanged"]["stock"],
+                    json!(97)
+                );
+                got_stock = true;
+            }
+            Some("rank") => {
+                let update = &message["payload"]["data"]["rankingChanged"];
+                assert_eq!(
+                    update["topSellers"]["entries"],
+                    json!([{ "product": { "id": product.to_string() }, "quantity": 3 }])
+                );
+                assert_eq!(update["changes"], json!([{ "movement": "NEW" }]));
+                got_ranking = true;
+            }
+            _ => panic!("unexpected message {message}"),
+        }
+    }
+    // and both instances serve the same ranking
+    let on_b = top_until(&second, 3, 5, |top| {
+        top["entries"].as_array().is_some_and(|e| e.len() == 1)
+    })
+    .await;
+    assert_eq!(on_b["entries"][0]["quantity"], json!(3));
+    let on_a = top_until(server, 3, 5, |top| {
+        top["entries"].as_array().is_some_and(|e| e.len() == 1)
+    })
+    .await;
+    assert_eq!(on_a["entries"], on_b["entries"]);
+    second.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,8 @@
 //! - `client`: callers, GraphQL requests and reading their answers.
 //! - `fixtures`: the setups tests repeat.
 //! - `invariants`: stock, ledger and the checks after a race.
-//! - `processes`: private Redis/PostgreSQL servers, the server binary, the mock data platform,
-//!   and the one guard that stops each.
+//! - `processes`: private Redis/PostgreSQL servers, a private Redis Cluster, the server binary,
+//!   the mock data platform, and the one guard that stops each.
 
 mod backends;
 mod client;
@@ -31,7 +31,9 @@ use commerce::config::Settings;
 pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
 pub use client::{error_code, id_of, items, sample};
 pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
-pub use processes::{MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess};
+pub use processes::{
+    MockPlatform, PrivatePostgres, PrivateRedis, PrivateRedisCluster, ServerProcess,
+};
 pub use server::TestServer;
 
 /// Runs `test` once per available backend, each time against a fresh database and server.

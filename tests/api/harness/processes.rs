@@ -1,6 +1,6 @@
-//! What a test starts besides its server and must not leave behind: a Redis server or a
-//! PostgreSQL server of its own (that it may stop and start again), the `commerce` binary as a
-//! separate process (that it may SIGKILL), and the mock data platform. Each holds a
+//! What a test starts besides its server and must not leave behind: a Redis server, a Redis
+//! Cluster or a PostgreSQL server of its own (that it may stop and start again), the `commerce`
+//! binary as a separate process (that it may SIGKILL), and the mock data platform. Each holds a
 //! [`ProcessGuard`], the one thing that stops them, whatever way the test ends.
 
 use std::path::{Path, PathBuf};
@@ -131,19 +131,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server is installed");
         self.process = ProcessGuard::child(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "the private redis-server did not start on port {}",
-            self.port
-        );
+        wait_until_listening(self.port, "the private redis-server").await;
     }
 
     /// Kills it (like a crash: nothing is kept).
@@ -169,6 +157,159 @@ impl PrivateRedis {
             .expect("kill runs");
         assert!(status.success(), "kill {signal} {pid}");
     }
+}
+
+/// A Redis Cluster of the test's own: three masters without replicas on spare ports, the slots
+/// spread over them by `redis-cli --cluster create`, their files in a directory of their own.
+/// Killed and removed when dropped.
+pub struct PrivateRedisCluster {
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+    nodes: Vec<ProcessGuard>,
+}
+
+impl PrivateRedisCluster {
+    const MASTERS: usize = 3;
+
+    /// Starts the nodes, creates the cluster and waits until every node says `cluster_state:ok`.
+    pub async fn start() -> Self {
+        // a node's cluster bus needs a port too (by default port + 10000, often above 65535)
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 2 * Self::MASTERS {
+            let port = spare_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let bus_ports = ports.split_off(Self::MASTERS);
+        let dir = std::env::temp_dir().join(format!(
+            "commerce-redis-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
+        let mut cluster = Self {
+            ports,
+            dir,
+            nodes: Vec::new(),
+        };
+        for (port, bus_port) in cluster.ports.clone().into_iter().zip(bus_ports) {
+            let (port, bus_port) = (port.to_string(), bus_port.to_string());
+            let child = Command::new("redis-server")
+                .args(["--cluster-enabled", "yes", "--port", &port])
+                .args(["--cluster-port", &bus_port, "--bind", "127.0.0.1"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    text(&cluster.dir),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            cluster.nodes.push(ProcessGuard::child(child));
+        }
+        for &port in &cluster.ports {
+            wait_until_listening(port, "a redis-server of the cluster").await;
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(cluster.ports.iter().map(|port| format!("127.0.0.1:{port}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status();
+        assert!(
+            created.is_ok_and(|s| s.success()),
+            "redis-cli --cluster create failed"
+        );
+        for _ in 0..200 {
+            let mut ok = 0;
+            for &port in &cluster.ports {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut cluster.node(port).await)
+                    .await
+                    .expect("CLUSTER INFO");
+                ok += usize::from(info.contains("cluster_state:ok"));
+            }
+            if ok == cluster.ports.len() {
+                return cluster;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private Redis Cluster never reached cluster_state:ok");
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// A plain connection to the node on `port` (it answers for its own keys only).
+    pub async fn node(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .expect("a node URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the cluster node answers")
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub async fn keyslot(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut self.node(self.ports[0]).await)
+            .await
+            .expect("CLUSTER KEYSLOT")
+    }
+
+    /// The keys matching `pattern` each node holds, by port.
+    pub async fn keys_by_node(&self, pattern: &str) -> Vec<(u16, Vec<String>)> {
+        let mut found = Vec::new();
+        for &port in &self.ports {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut self.node(port).await)
+                .await
+                .expect("KEYS");
+            found.push((port, keys));
+        }
+        found
+    }
+}
+
+impl Drop for PrivateRedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+async fn wait_until_listening(port: u16, what: &str) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start on port {port}");
 }
 
 /// The mock data platform (`commerce data-platform`), run in-process on a spare port; stopped
