@@ -26,7 +26,6 @@ use sea_orm::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::infra::db::is_unavailable;
 use crate::infra::meters::{DB_READS, REPLICA_LAG, REPLICA_USABLE};
 
 /// How often positions are sampled.
@@ -346,7 +345,8 @@ impl<'a> Reads<'a> {
                     DB_READS.increment("replica", 1);
                     return Ok(answer);
                 }
-                Err(err) if is_unavailable(&err) => replica.failed(&err),
+                // the connection itself failed: skip the replica until a probe finds it well
+                Err(err @ (DbErr::Conn(_) | DbErr::ConnectionAcquire(_))) => replica.failed(&err),
                 Err(err) => {
                     tracing::debug!(replica = %replica.name, %err, "read again on the primary")
                 }
