@@ -66,7 +66,7 @@ impl Application {
         );
         let mut db = Database::connect(
             settings.database_url(),
-            settings.db_max_connections,
+            settings.db_max_connections(),
             settings.db_acquire_timeout(),
         )
         .await
@@ -100,7 +100,7 @@ impl Application {
             let replicas = db
                 .connect_replicas(
                     &replica_urls,
-                    settings.db_max_connections,
+                    settings.db_max_connections(),
                     settings.replica_max_lag(),
                 )
                 .await

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::infra::batching::BatchSettings;
 use crate::infra::redis::RedisServers;
 
 /// The embedded default database: an SQLite file, created on first run and seeded with demo data.
@@ -89,9 +90,10 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Maximum database connections in the pool.
-    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
-    pub db_max_connections: u32,
+    /// Maximum database connections in the requests' pool (default: twice the cores, at least
+    /// 10; the batch writers have their own connections, one per lane).
+    #[arg(long, env = "DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_max_connections: Option<u32>,
 
     /// How long a request waits for a free database connection, in milliseconds.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
@@ -202,9 +204,16 @@ pub struct Settings {
     #[arg(long, env = "ORDER_BATCH_LINGER_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000), global = true)]
     pub order_batch_linger_us: u64,
 
-    /// Order writer tasks (transactions of orders running at once on this instance).
-    #[arg(long, env = "ORDER_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
-    pub order_writers: u64,
+    /// Order writer lanes: transactions of orders running at once on this instance, each with
+    /// its own queue and connection; an order goes to the lane of its lowest product (default:
+    /// one per two cores, at least one).
+    #[arg(long, env = "ORDER_WRITERS", value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub order_writers: Option<u64>,
+
+    /// How long an order or payment may wait for its writer before it is refused unapplied with
+    /// SERVICE_UNAVAILABLE (retryAfterSeconds), in milliseconds (0: it waits however long).
+    #[arg(long, env = "ORDER_QUEUE_MAX_WAIT_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=600_000), global = true)]
+    pub order_queue_max_wait_ms: u64,
 
     /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
     #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
@@ -363,7 +372,7 @@ impl Settings {
             auth_mode: None,
             jwt_secret: None,
             log_format: LogFormat::Text,
-            db_max_connections: 10,
+            db_max_connections: None,
             db_acquire_timeout_ms: 5_000,
             max_body_bytes: 1_048_576,
             max_batch: 10,
@@ -388,7 +397,8 @@ impl Settings {
             order_ttl_secs: 600,
             order_batch_max: 64,
             order_batch_linger_us: 0,
-            order_writers: 1,
+            order_writers: None,
+            order_queue_max_wait_ms: 1_000,
             order_expiry_sweep_ms: 1_000,
             verify_interval_secs: 0,
             ranking_refresh_ms: 500,
@@ -440,6 +450,12 @@ impl Settings {
         })
     }
 
+    /// The requests' pool size in force: as set, else twice the cores (at least 10).
+    pub fn db_max_connections(&self) -> u32 {
+        self.db_max_connections
+            .unwrap_or_else(|| (2 * BatchSettings::machine_cores() as u32).max(10))
+    }
+
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -448,12 +464,17 @@ impl Settings {
         Duration::from_secs(self.order_ttl_secs)
     }
 
-    /// How the order writer batches.
-    pub fn order_batches(&self) -> crate::infra::batching::BatchSettings {
-        crate::infra::batching::BatchSettings {
-            writers: self.order_writers as usize,
+    /// How the order writer batches: lanes as set, else sized by the machine's cores.
+    pub fn order_batches(&self) -> BatchSettings {
+        BatchSettings {
+            writers: self.order_writers.map_or_else(
+                || BatchSettings::lanes_for(BatchSettings::machine_cores()),
+                |n| n as usize,
+            ),
             max: self.order_batch_max as usize,
             linger: Duration::from_micros(self.order_batch_linger_us),
+            max_wait: (self.order_queue_max_wait_ms > 0)
+                .then(|| Duration::from_millis(self.order_queue_max_wait_ms)),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`InvalidInput`]: a refused input field, raised by a service before it changes anything.
 //! - [`CommonError`]: the refusals every write use case shares (invalid input, a reused
-//!   idempotency key, an unknown user, an unconfirmed commit, the database). Each domain's error
+//!   idempotency key, an unknown user, an unconfirmed commit, an overloaded writer, the
+//!   database). Each domain's error
 //!   enum carries it as its `Common` variant ([`common_error!`] writes the conversions).
 //! - [`AppError`]: the top-level errors a client sees as `errors[].extensions.code`
 //!   (UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, SERVICE_UNAVAILABLE, INTERNAL_SERVER_ERROR).
@@ -50,6 +51,9 @@ pub enum CommonError {
     /// The database went away during the COMMIT: applied or not, nobody can tell here.
     #[error("the commit got no answer")]
     Unconfirmed,
+    /// The writer's queue was past its bound: refused unapplied, nothing changed.
+    #[error("too many writes waiting")]
+    Overloaded,
     #[error(transparent)]
     Db(#[from] DbErr),
 }

@@ -137,7 +137,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     settings.validate()?;
     Ok(Database::connect(
         settings.database_url(),
-        settings.db_max_connections,
+        settings.db_max_connections(),
         settings.db_acquire_timeout(),
     )
     .await?)

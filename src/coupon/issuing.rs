@@ -8,6 +8,7 @@
 //! so what a batch reads under that lock stays true until it commits.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Days, Utc};
 use entity::coupon_event;
@@ -20,17 +21,21 @@ use sea_orm::{
 
 use super::model::{CouponError, DEFAULT_VALID_DAYS};
 use crate::error::CommonError;
-use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
+use crate::infra::batching::{Applied, Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database, is_foreign_key_violation, is_unique_violation};
 use crate::infra::locking::lock_ascending;
 
-/// How the coupon writer batches: one writer (every issuance of an event waits for its row lock
-/// anyway), large batches (a storm's winners share one transaction), no lingering.
-const SETTINGS: BatchSettings = BatchSettings {
-    writers: 1,
-    max: 500,
-    linger: std::time::Duration::ZERO,
-};
+/// How the coupon writer batches: lanes by the machine, each event's requests in one lane (every
+/// issuance of an event waits for its row lock anyway), large batches (a storm's winners share
+/// one transaction), no lingering, and no shedding: a storm's requests wait their turn.
+fn settings() -> BatchSettings {
+    BatchSettings {
+        writers: BatchSettings::lanes_for(BatchSettings::machine_cores()),
+        max: 500,
+        linger: std::time::Duration::ZERO,
+        max_wait: None,
+    }
+}
 
 /// Coupon rows per INSERT statement (7 values each).
 const ROWS_PER_INSERT: usize = 1_000;
@@ -53,18 +58,31 @@ impl Batch for IssueBatch {
     type Aftermath = ();
     const NAME: &'static str = "coupons";
 
+    fn route(request: &Request) -> i64 {
+        request.event_id
+    }
+
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
         requests: &[Request],
-    ) -> Result<(Vec<Outcome>, ()), AttemptError> {
-        Ok((issue(txn, requests, Utc::now()).await?, ()))
+    ) -> Result<Applied<Outcome, ()>, AttemptError> {
+        let (outcomes, locking) = issue(txn, requests, Utc::now()).await?;
+        Ok(Applied {
+            outcomes,
+            aftermath: (),
+            locking,
+        })
     }
 
     fn committed(&self, _: ()) {}
 
     fn unconfirmed(&self) -> Outcome {
         Err(CouponError::Common(CommonError::Unconfirmed))
+    }
+
+    fn overloaded(&self) -> Outcome {
+        Err(CouponError::Common(CommonError::Overloaded))
     }
 
     fn failed(&self, request: &Request, err: DbErr) -> Outcome {
@@ -86,7 +104,7 @@ pub struct IssueWriter(BatchWriter<IssueBatch>);
 
 impl IssueWriter {
     pub fn start(db: Database) -> std::io::Result<Self> {
-        BatchWriter::start(db, SETTINGS, IssueBatch).map(Self)
+        BatchWriter::start(db, settings(), IssueBatch).map(Self)
     }
 
     /// Issues the coupon (with whatever else is waiting); the outcome once committed.
@@ -99,12 +117,14 @@ impl IssueWriter {
     }
 }
 
-/// Applies a batch of requests inside `conn`'s transaction: one outcome per request, in order.
+/// Applies a batch of requests inside `conn`'s transaction: one outcome per request, in order,
+/// and how long locking the events took.
 async fn issue(
     conn: &impl ConnectionTrait,
     requests: &[Request],
     now: DateTime<Utc>,
-) -> Result<Vec<Outcome>, DbErr> {
+) -> Result<(Vec<Outcome>, Duration), DbErr> {
+    let locking_started = Instant::now();
     let events: HashMap<i64, coupon_event::Model> = lock_ascending::<coupon_event::Entity>(
         conn,
         coupon_event::Column::Id,
@@ -114,6 +134,7 @@ async fn issue(
     .into_iter()
     .map(|event| (event.id, event))
     .collect();
+    let locking = locking_started.elapsed();
     let mut held = holders(conn, requests, &events).await?;
 
     let mut left: HashMap<i64, i64> = events
@@ -167,7 +188,7 @@ async fn issue(
             }
         });
     }
-    Ok(outcomes)
+    Ok((outcomes, locking))
 }
 
 /// Adds each event's coupons issued by the batch to its count (`left`: what the batch left).

@@ -293,6 +293,7 @@ impl From<CommonError> for Failure {
             )),
             CommonError::UnknownUser => Failure::App(AppError::UNKNOWN_USER),
             CommonError::Unconfirmed => Failure::App(AppError::Unconfirmed),
+            CommonError::Overloaded => Failure::App(AppError::Unavailable),
             CommonError::Db(err) => Failure::App(err.into()),
         }
     }

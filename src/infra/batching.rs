@@ -1,40 +1,92 @@
-//! Group commit: requests of this instance submit commands to a queue; a few writer tasks each
-//! apply whatever is waiting (up to [`BatchSettings::max`] commands) in one transaction, so the
-//! locks, round trips and commit of a transaction are shared by many commands when many arrive
-//! together. With nothing waiting a writer starts at once with one command (waiting up to
-//! [`BatchSettings::linger`] for company only when told to). What a batch does is a [`Batch`]:
-//! the order writer and the coupon writer are two.
+//! Group commit: requests of this instance submit commands; writer lanes each apply whatever is
+//! waiting in their own queue (up to a cap) in one transaction, so the locks, round trips and
+//! commit of a transaction are shared by many commands when many arrive together. With nothing
+//! waiting a lane starts at once with one command (waiting up to [`BatchSettings::linger`] for
+//! company only when told to). What a batch does is a [`Batch`]: the order writer and the coupon
+//! writer are two.
 //!
+//! - **Routing.** A command goes to the lane its [`Batch::route`] key names (orders: their lowest
+//!   product; coupons: their event), so commands that lock the same rows meet in one batch of one
+//!   lane instead of waiting for another lane's commit. Lanes run at once, each with its own
+//!   connection; [`BatchSettings::for_machine`] sizes them by the cores.
+//! - **Batch caps that follow contention.** A lane's cap grows by one per batch up to
+//!   [`BatchSettings::max`] and halves after a batch that waited [`CONTENDED`] or more for its row
+//!   locks (held by another lane or instance): a smaller batch holds its locks for less time.
+//! - **Bounded queues.** A command that waited longer than [`BatchSettings::max_wait`] in its
+//!   queue (or found the queue full) is answered [`Batch::overloaded`] without being applied, so
+//!   a saturated writer sheds work with a clear answer instead of queueing it without end.
 //! - A batch the database aborts (deadlock, serialization failure) runs again, whole.
 //! - A batch that fails for any other reason runs again one command at a time, so one poisoned
 //!   command fails alone.
 //! - A batch whose COMMIT got no answer may or may not have been applied: its commands are
 //!   answered so ([`Batch::unconfirmed`]), never run again.
-//! - The writer tasks own the transactions, on a thread, runtime and pool of their own: a client
+//! - The lanes own the transactions, on threads, a runtime and a pool of their own: a client
 //!   that goes away does not cancel a write, no connection goes back to the pool inside a
 //!   transaction, and a batch's round trips never wait behind the requests' work.
 //! - Several instances stay correct without coordination: the row locks are the truth.
 
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseTransaction, DbErr};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::db::{AttemptError, Database};
-use super::meters::BATCH_SIZE;
+use super::meters::{BATCH_LOCK_WAIT, BATCH_SHED, BATCH_SIZE};
+
+/// A batch that waited this long for its row locks was contended: its lane's cap halves.
+pub const CONTENDED: Duration = Duration::from_millis(5);
+
+/// Lanes a writer thread drives.
+const LANES_PER_THREAD: usize = 4;
+
+/// Commands waiting in one lane, beyond which a command is refused at once.
+const QUEUE: usize = 8_192;
 
 /// How a writer batches.
-#[derive(Copy, Clone, Debug)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BatchSettings {
-    /// Writer tasks, each running one transaction at a time.
+    /// Lanes, each running one transaction at a time on a connection of its own.
     pub writers: usize,
     /// Most commands in one transaction.
     pub max: usize,
-    /// How long a writer with fewer than `max` commands waits for more (zero: not at all).
+    /// How long a lane with fewer commands than its cap waits for more (zero: not at all).
     pub linger: Duration,
+    /// How long a command may wait in its lane's queue before it is refused unapplied (`None`:
+    /// it waits however long it takes).
+    pub max_wait: Option<Duration>,
+}
+
+impl BatchSettings {
+    /// Lanes for a machine of `cores` cores: one per two cores, at least one. The lanes share
+    /// the cores with the requests and a local database: one lane per core loses to one per two
+    /// (see BENCHMARKS.md "Writers sized by the machine").
+    pub fn lanes_for(cores: usize) -> usize {
+        (cores / 2).max(1)
+    }
+
+    /// The cores of this machine (as the process may use them).
+    pub fn machine_cores() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// Threads driving the lanes.
+    fn threads(&self) -> usize {
+        self.writers.div_ceil(LANES_PER_THREAD).max(1)
+    }
+}
+
+/// What a batch's transaction did, before its commit.
+pub struct Applied<O, A> {
+    /// One outcome per command, in order.
+    pub outcomes: Vec<O>,
+    pub aftermath: A,
+    /// How long locking the batch's rows took (round trips included): long when another
+    /// transaction held them.
+    pub locking: Duration,
 }
 
 /// A kind of batch: how its commands are applied together in one transaction.
@@ -43,16 +95,19 @@ pub trait Batch: Send + Sync + 'static {
     type Outcome: Send + 'static;
     /// What a committed batch leaves to do (announcements, ...).
     type Aftermath: Send;
-    /// Names the writer's thread, its log lines and its `batch_size` metric.
+    /// Names the writer's threads, its log lines and its metrics.
     const NAME: &'static str;
 
-    /// Applies the commands inside `txn` (not yet committed): one outcome per command, in order.
-    /// A refusal is an outcome; an error aborts the whole batch.
+    /// Commands with the same key lock the same rows first: they go to the same lane.
+    fn route(command: &Self::Command) -> i64;
+
+    /// Applies the commands inside `txn` (not yet committed). A refusal is an outcome; an error
+    /// aborts the whole batch.
     fn apply(
         &self,
         txn: &DatabaseTransaction,
         commands: &[Self::Command],
-    ) -> impl Future<Output = Result<(Vec<Self::Outcome>, Self::Aftermath), AttemptError>> + Send;
+    ) -> impl Future<Output = Result<Applied<Self::Outcome, Self::Aftermath>, AttemptError>> + Send;
 
     /// Runs once the batch is committed.
     fn committed(&self, aftermath: Self::Aftermath);
@@ -62,89 +117,126 @@ pub trait Batch: Send + Sync + 'static {
 
     /// The answer to a command that failed alone.
     fn failed(&self, command: &Self::Command, err: DbErr) -> Self::Outcome;
-}
 
-/// Commands waiting for a writer, beyond which submitting waits.
-const QUEUE: usize = 16_384;
+    /// The answer to a command refused unapplied: its lane's queue was past its bound.
+    fn overloaded(&self) -> Self::Outcome;
+}
 
 struct Job<B: Batch> {
     command: B::Command,
+    queued: Instant,
     reply: oneshot::Sender<B::Outcome>,
 }
 
 /// The handle requests submit their commands to.
 pub struct BatchWriter<B: Batch> {
-    queue: mpsc::Sender<Job<B>>,
+    lanes: Arc<[mpsc::Sender<Job<B>>]>,
+    batch: Arc<B>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl<B: Batch> Clone for BatchWriter<B> {
     fn clone(&self) -> Self {
         Self {
-            queue: self.queue.clone(),
+            lanes: self.lanes.clone(),
+            batch: self.batch.clone(),
+            hasher: self.hasher.clone(),
         }
     }
 }
 
-struct Writer<B> {
+/// One lane: its queue, its connections and its current cap.
+struct Lane<B> {
     db: Database,
     batch: Arc<B>,
     settings: BatchSettings,
-}
-
-impl<B> Clone for Writer<B> {
-    fn clone(&self) -> Self {
-        Self {
-            db: self.db.clone(),
-            batch: self.batch.clone(),
-            settings: self.settings,
-        }
-    }
+    cap: usize,
 }
 
 impl<B: Batch> BatchWriter<B> {
-    /// Starts the writer tasks on a thread and runtime of their own, with a pool of their own;
-    /// they stop when every handle is gone.
+    /// Starts the lanes on threads and a runtime of their own, with a pool of their own; they
+    /// stop when every handle is gone.
     pub fn start(db: Database, settings: BatchSettings, batch: B) -> std::io::Result<Self> {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let lanes = settings.writers.max(1);
+        let runtime = match settings.threads() {
+            1 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            threads => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name(format!("{}-writer", B::NAME))
+                .enable_all()
+                .build()?,
+        };
+        let batch = Arc::new(batch);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..lanes).map(|_| mpsc::channel(QUEUE)).unzip();
+        let lane_batch = batch.clone();
         std::thread::Builder::new()
             .name(format!("{}-writer", B::NAME))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let writer = Writer {
-                        db: own_pool::<B>(&db, settings.writers).await,
-                        batch: Arc::new(batch),
-                        settings,
-                    };
-                    let jobs = Arc::new(Mutex::new(jobs));
-                    let tasks: Vec<_> = (0..settings.writers.max(1))
-                        .map(|_| tokio::spawn(writer.clone().run(jobs.clone())))
+                    let db = own_pool::<B>(&db, lanes).await;
+                    let tasks: Vec<_> = receivers
+                        .into_iter()
+                        .map(|jobs| {
+                            let lane = Lane {
+                                db: db.clone(),
+                                batch: lane_batch.clone(),
+                                settings,
+                                cap: settings.max.max(1),
+                            };
+                            tokio::spawn(lane.run(jobs))
+                        })
                         .collect();
                     for task in tasks {
                         let _ = task.await;
                     }
                 })
             })?;
-        Ok(Self { queue })
+        Ok(Self {
+            lanes: senders.into(),
+            batch,
+            hasher: Default::default(),
+        })
     }
 
-    /// Applies one command with whatever else is waiting; its outcome once committed, or `None`
-    /// when the writer has stopped.
+    /// Applies one command with whatever else is waiting in its lane; its outcome once
+    /// committed (or refused unapplied when the lane is overloaded), or `None` when the writer
+    /// has stopped.
     pub async fn submit(&self, command: B::Command) -> Option<B::Outcome> {
+        let lane = &self.lanes[self.lane_of(&command)];
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job { command, reply }).await.ok()?;
-        answer.await.ok()
+        let job = Job {
+            command,
+            queued: Instant::now(),
+            reply,
+        };
+        match lane.try_send(job) {
+            Ok(()) => answer.await.ok(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!(BATCH_SHED, "writer" => B::NAME).increment(1);
+                Some(self.batch.overloaded())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        }
+    }
+
+    fn lane_of(&self, command: &B::Command) -> usize {
+        if self.lanes.len() == 1 {
+            return 0;
+        }
+        let key = B::route(command);
+        (self.hasher.hash_one(key) % self.lanes.len() as u64) as usize
     }
 }
 
-/// The writers' own connections, driven by their runtime; retried until the database answers
-/// (commands wait in the queue meanwhile).
-async fn own_pool<B: Batch>(db: &Database, writers: usize) -> Database {
+/// The writers' own connections (one per lane), driven by their runtime; retried until the
+/// database answers (commands wait in the queues meanwhile).
+async fn own_pool<B: Batch>(db: &Database, lanes: usize) -> Database {
     let mut delay = Duration::from_millis(100);
     loop {
-        match db.another_pool(writers.max(1) as u32).await {
+        match db.another_pool(lanes as u32).await {
             Ok(pool) => return pool,
             Err(err) => {
                 tracing::warn!(error = %err, writer = B::NAME, "batch writer: cannot connect; retrying");
@@ -155,35 +247,50 @@ async fn own_pool<B: Batch>(db: &Database, writers: usize) -> Database {
     }
 }
 
-impl<B: Batch> Writer<B> {
-    async fn run(self, jobs: Arc<Mutex<mpsc::Receiver<Job<B>>>>) {
-        while let Some(batch) = self.next_batch(&jobs).await {
-            self.apply(batch).await;
+impl<B: Batch> Lane<B> {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job<B>>) {
+        while let Some(batch) = self.next_batch(&mut jobs).await {
+            if !batch.is_empty() {
+                self.apply(batch).await;
+            }
         }
     }
 
-    /// Waits for a command, then takes what else is waiting, up to the batch size.
-    async fn next_batch(&self, jobs: &Mutex<mpsc::Receiver<Job<B>>>) -> Option<Vec<Job<B>>> {
-        let mut jobs = jobs.lock().await;
+    /// Waits for a command, then takes what else is waiting, up to the lane's cap; commands
+    /// that waited past the bound are answered overloaded instead (possibly all of them).
+    async fn next_batch(&self, jobs: &mut mpsc::Receiver<Job<B>>) -> Option<Vec<Job<B>>> {
         let first = jobs.recv().await?;
-        let mut batch = vec![first];
+        let mut batch = Vec::with_capacity(self.cap.min(jobs.len() + 1));
+        self.admit(first, &mut batch);
         let deadline = tokio::time::Instant::now() + self.settings.linger;
-        while batch.len() < self.settings.max {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+        while batch.len() < self.cap {
+            let job = match jobs.try_recv() {
+                Ok(job) => job,
                 Err(_) if self.settings.linger.is_zero() => break,
                 Err(_) => match tokio::time::timeout_at(deadline, jobs.recv()).await {
-                    Ok(Some(job)) => batch.push(job),
+                    Ok(Some(job)) => job,
                     Ok(None) | Err(_) => break,
                 },
-            }
+            };
+            self.admit(job, &mut batch);
         }
         Some(batch)
     }
 
+    /// Adds `job` to the batch, or answers it overloaded when it waited past the bound.
+    fn admit(&self, job: Job<B>, batch: &mut Vec<Job<B>>) {
+        match self.settings.max_wait {
+            Some(bound) if job.queued.elapsed() > bound => {
+                metrics::counter!(BATCH_SHED, "writer" => B::NAME).increment(1);
+                let _ = job.reply.send(self.batch.overloaded());
+            }
+            _ => batch.push(job),
+        }
+    }
+
     /// Applies a batch; if it fails for a reason other than a transient abort, each of its
     /// commands alone (nothing of it was committed).
-    async fn apply(&self, batch: Vec<Job<B>>) {
+    async fn apply(&mut self, batch: Vec<Job<B>>) {
         metrics::histogram!(BATCH_SIZE, "writer" => B::NAME).record(batch.len() as f64);
         let commands: Vec<B::Command> = batch.iter().map(|job| job.command.clone()).collect();
         let commit_sent = AtomicBool::new(false);
@@ -192,9 +299,10 @@ impl<B: Batch> Writer<B> {
             .write(|| self.attempt(&commands, &commit_sent))
             .await;
         match result {
-            Ok((outcomes, aftermath)) => {
-                self.batch.committed(aftermath);
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
+            Ok(applied) => {
+                self.adapt_cap(applied.locking);
+                self.batch.committed(applied.aftermath);
+                for (job, outcome) in batch.into_iter().zip(applied.outcomes) {
                     let _ = job.reply.send(outcome);
                 }
             }
@@ -220,13 +328,23 @@ impl<B: Batch> Writer<B> {
         }
     }
 
+    /// Halves the cap after a contended batch, else lets it grow by one towards the maximum.
+    fn adapt_cap(&mut self, locking: Duration) {
+        metrics::histogram!(BATCH_LOCK_WAIT, "writer" => B::NAME).record(locking.as_secs_f64());
+        self.cap = if locking >= CONTENDED {
+            (self.cap / 2).max(1)
+        } else {
+            (self.cap + 1).min(self.settings.max.max(1))
+        };
+    }
+
     /// One attempt at a batch's transaction. `commit_sent` tells whether a failure came from the
     /// COMMIT itself (its outcome unknown) rather than before it (nothing committed).
     async fn attempt(
         &self,
         commands: &[B::Command],
         commit_sent: &AtomicBool,
-    ) -> Result<(Vec<B::Outcome>, B::Aftermath), AttemptError> {
+    ) -> Result<Applied<B::Outcome, B::Aftermath>, AttemptError> {
         let txn = self.db.begin_write().await?;
         match self.batch.apply(&txn, commands).await {
             Ok(applied) => {

@@ -22,6 +22,8 @@ pub const DATA_PLATFORM_MISCONFIGURED: &str = "commerce_data_platform_misconfigu
 pub const DB_POOL_CONNECTIONS: &str = "commerce_db_pool_connections";
 pub const DB_STATEMENTS: &str = "commerce_db_statements_total";
 pub const BATCH_SIZE: &str = "commerce_batch_size";
+pub const BATCH_LOCK_WAIT: &str = "commerce_batch_lock_wait_seconds";
+pub const BATCH_SHED: &str = "commerce_batch_shed_total";
 pub const WEBSOCKET_CONNECTIONS: &str = "commerce_websocket_connections";
 pub const SUBSCRIPTIONS_ACTIVE: &str = "commerce_subscriptions_active";
 pub const EVENTS_PUBLISHED: &str = "commerce_events_published_total";
@@ -145,6 +147,18 @@ pub fn register(
     describe_gauge!(DB_POOL_CONNECTIONS, "database connections by state");
     describe_gauge!(DB_STATEMENTS, "SQL statements executed since start");
     describe_histogram!(BATCH_SIZE, "commands per transaction of a batch writer");
+    describe_histogram!(
+        BATCH_LOCK_WAIT,
+        metrics::Unit::Seconds,
+        "time a batch writer's transaction took to lock its rows (long: another held them)"
+    );
+    describe_counter!(
+        BATCH_SHED,
+        "commands a batch writer refused unapplied: its queue was past its bound"
+    );
+    for writer in ["orders", "coupons"] {
+        metrics::counter!(BATCH_SHED, "writer" => writer).increment(0);
+    }
     describe_gauge!(WEBSOCKET_CONNECTIONS, "open WebSocket connections");
     describe_gauge!(SUBSCRIPTIONS_ACTIVE, "running subscriptions");
     describe_counter!(OUTBOX_DELIVERIES.name, "data platform delivery attempts");

@@ -10,7 +10,7 @@ use super::model::{OrderError, OrderSettings};
 use super::placing::{self, Command, Outcome};
 use super::statistics::StatisticsWatch;
 use crate::error::CommonError;
-use crate::infra::batching::{Batch, BatchSettings, BatchWriter};
+use crate::infra::batching::{Applied, Batch, BatchSettings, BatchWriter};
 use crate::infra::db::{AttemptError, Database};
 
 /// Orders and payments, applied together.
@@ -27,11 +27,15 @@ impl Batch for OrderBatch {
     type Aftermath = (Aftermath, u64);
     const NAME: &'static str = "orders";
 
+    fn route(command: &Command) -> i64 {
+        command.lock_key()
+    }
+
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
         commands: &[Command],
-    ) -> Result<(Vec<Outcome>, (Aftermath, u64)), AttemptError> {
+    ) -> Result<Applied<Outcome, (Aftermath, u64)>, AttemptError> {
         let applied = placing::apply(txn, commands, &self.orders).await?;
         let placed = commands
             .iter()
@@ -40,7 +44,11 @@ impl Batch for OrderBatch {
                 matches!(command, Command::Place { .. }) && outcome.is_ok()
             })
             .count() as u64;
-        Ok((applied.outcomes, (applied.aftermath, placed)))
+        Ok(Applied {
+            outcomes: applied.outcomes,
+            aftermath: (applied.aftermath, placed),
+            locking: applied.locking,
+        })
     }
 
     fn committed(&self, (aftermath, placed): (Aftermath, u64)) {
@@ -54,6 +62,10 @@ impl Batch for OrderBatch {
 
     fn failed(&self, _: &Command, err: DbErr) -> Outcome {
         Err(OrderError::from(err))
+    }
+
+    fn overloaded(&self) -> Outcome {
+        Err(OrderError::Common(CommonError::Overloaded))
     }
 }
 

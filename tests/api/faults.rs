@@ -194,7 +194,7 @@ async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction
     let postgres = PrivatePostgres::start().await;
     let mut settings = Settings::for_database(postgres.create_database("impatient").await);
     settings.rate_limit_user_per_sec = 0;
-    settings.db_max_connections = 4;
+    settings.db_max_connections = Some(4);
     let server = TestServer::start("private-postgres", settings).await;
     let shelf = server
         .stocked("상품", "잡화", (0..5).map(|i| (1_000 + i * 500, 10_000)))

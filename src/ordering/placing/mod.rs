@@ -15,6 +15,7 @@
 //! command's rules in memory; [`write`]: the statements that store what was decided.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use entity::{idempotency_key, order, order_item};
@@ -62,6 +63,16 @@ impl Command {
         }
     }
 
+    /// The rows it locks first: the lowest product it orders, or (a payment) its user.
+    pub fn lock_key(&self) -> i64 {
+        match self {
+            Command::Place { request, .. } => {
+                request.product_ids().into_iter().min().unwrap_or_default()
+            }
+            Command::Pay { user_id, .. } => -*user_id,
+        }
+    }
+
     fn idempotency(&self) -> Option<&IdempotentRequest> {
         match self {
             Command::Place { idempotency, .. } | Command::Pay { idempotency, .. } => {
@@ -84,6 +95,8 @@ pub type Outcome = Result<order::Model, OrderError>;
 pub struct Applied {
     pub outcomes: Vec<Outcome>,
     pub aftermath: Aftermath,
+    /// How long locking the batch's rows took.
+    pub locking: Duration,
 }
 
 /// How a command is answered once the batch is written.
@@ -142,7 +155,9 @@ pub async fn apply(
     settings: &OrderSettings,
 ) -> Result<Applied, AttemptError> {
     let now = Utc::now();
+    let locking_started = Instant::now();
     let (mut working, stored) = lock_and_read(conn, commands).await?;
+    let locking = locking_started.elapsed();
     let mut effects = Effects::default();
     let mut answers: Vec<Answer> = Vec::with_capacity(commands.len());
     // keys taken by accepted commands of this batch: a repeat gets their order
@@ -246,6 +261,7 @@ pub async fn apply(
     Ok(Applied {
         outcomes,
         aftermath,
+        locking,
     })
 }
 

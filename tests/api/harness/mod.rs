@@ -71,5 +71,8 @@ pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
     settings.redis_url = backend.redis_url.clone();
     // tests share one Redis: each server keeps to its own keys
     settings.redis_key_prefix = format!("{}:", database.name);
+    // a test's outcome must not hang on how busy the machine running it is: orders wait for
+    // their writer up to the request timeout (batches.rs tests the bound with a tiny one)
+    settings.order_queue_max_wait_ms = 30_000;
     settings
 }
