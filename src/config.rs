@@ -215,6 +215,12 @@ pub struct Settings {
     #[arg(long, env = "ORDER_QUEUE_MAX_WAIT_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=600_000), global = true)]
     pub order_queue_max_wait_ms: u64,
 
+    /// How far below the requests' priority the order writer's threads run, in steps of nice
+    /// value (Linux; 0: the same): reads and incoming requests take a saturated machine's cores
+    /// first, and the writer's batches grow meanwhile.
+    #[arg(long, env = "ORDER_WRITER_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19), global = true)]
+    pub order_writer_nice: i32,
+
     /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
     #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
     pub order_expiry_sweep_ms: u64,
@@ -399,6 +405,7 @@ impl Settings {
             order_batch_linger_us: 0,
             order_writers: None,
             order_queue_max_wait_ms: 1_000,
+            order_writer_nice: 10,
             order_expiry_sweep_ms: 1_000,
             verify_interval_secs: 0,
             ranking_refresh_ms: 500,
@@ -475,6 +482,7 @@ impl Settings {
             linger: Duration::from_micros(self.order_batch_linger_us),
             max_wait: (self.order_queue_max_wait_ms > 0)
                 .then(|| Duration::from_millis(self.order_queue_max_wait_ms)),
+            nice: self.order_writer_nice,
         }
     }
 

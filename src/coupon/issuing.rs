@@ -27,13 +27,15 @@ use crate::infra::locking::lock_ascending;
 
 /// How the coupon writer batches: lanes by the machine, each event's requests in one lane (every
 /// issuance of an event waits for its row lock anyway), large batches (a storm's winners share
-/// one transaction), no lingering, and no shedding: a storm's requests wait their turn.
+/// one transaction), no lingering, no shedding (a storm's requests wait their turn), and the
+/// requests' priority (a storm's few winners wait for no one).
 fn settings() -> BatchSettings {
     BatchSettings {
         writers: BatchSettings::lanes_for(BatchSettings::machine_cores()),
         max: 500,
         linger: std::time::Duration::ZERO,
         max_wait: None,
+        nice: 0,
     }
 }
 

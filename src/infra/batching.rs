@@ -23,6 +23,11 @@
 //! - The lanes own the transactions, on threads, a runtime and a pool of their own: a client
 //!   that goes away does not cancel a write, no connection goes back to the pool inside a
 //!   transaction, and a batch's round trips never wait behind the requests' work.
+//! - **Requests first.** The lanes' threads may run at a lower priority
+//!   ([`BatchSettings::nice`]): on a saturated machine the requests (reads, and orders being
+//!   parsed and queued) get the cores first, and a lane then finds more commands waiting, so
+//!   its batches grow instead of the reads' latency (BENCHMARKS.md "Reads beside orders flat
+//!   out").
 //! - Several instances stay correct without coordination: the row locks are the truth.
 
 use std::future::Future;
@@ -58,6 +63,9 @@ pub struct BatchSettings {
     /// How long a command may wait in its lane's queue before it is refused unapplied (`None`:
     /// it waits however long it takes).
     pub max_wait: Option<Duration>,
+    /// How far below the requests' priority the lanes' threads run, in steps of nice value (0:
+    /// the same; the result is at most 19); Linux only.
+    pub nice: i32,
 }
 
 impl BatchSettings {
@@ -158,6 +166,7 @@ impl<B: Batch> BatchWriter<B> {
     /// stop when every handle is gone.
     pub fn start(db: Database, settings: BatchSettings, batch: B) -> std::io::Result<Self> {
         let lanes = settings.writers.max(1);
+        let nice = settings.nice;
         let runtime = match settings.threads() {
             1 => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -165,6 +174,7 @@ impl<B: Batch> BatchWriter<B> {
             threads => tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name(format!("{}-writer", B::NAME))
+                .on_thread_start(move || lower_priority::<B>(nice))
                 .enable_all()
                 .build()?,
         };
@@ -175,6 +185,7 @@ impl<B: Batch> BatchWriter<B> {
         std::thread::Builder::new()
             .name(format!("{}-writer", B::NAME))
             .spawn(move || {
+                lower_priority::<B>(nice);
                 runtime.block_on(async move {
                     let db = own_pool::<B>(&db, lanes).await;
                     let tasks: Vec<_> = receivers
@@ -230,6 +241,29 @@ impl<B: Batch> BatchWriter<B> {
         (self.hasher.hash_one(key) % self.lanes.len() as u64) as usize
     }
 }
+
+/// Lowers the calling thread's priority by `nice` steps of nice value (Linux keeps one per
+/// thread; at most 19); a failure is logged and the thread keeps its priority.
+#[cfg(target_os = "linux")]
+fn lower_priority<B: Batch>(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: gettid, getpriority and setpriority take no pointers and read or change nothing
+    // but this thread's nice value; raising it (a lower priority) needs no privilege.
+    let result = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (current + nice).min(19))
+    };
+    if result != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::warn!(error = %err, writer = B::NAME, nice, "batch writer: cannot lower its thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority<B: Batch>(_nice: i32) {}
 
 /// The writers' own connections (one per lane), driven by their runtime; retried until the
 /// database answers (commands wait in the queues meanwhile).
@@ -358,5 +392,63 @@ impl<B: Batch> Lane<B> {
                 Err(err)
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    impl Batch for Nothing {
+        type Command = ();
+        type Outcome = ();
+        type Aftermath = ();
+        const NAME: &'static str = "test";
+        fn route(_: &()) -> i64 {
+            0
+        }
+        async fn apply(
+            &self,
+            _: &DatabaseTransaction,
+            _: &[()],
+        ) -> Result<Applied<(), ()>, AttemptError> {
+            Ok(Applied {
+                outcomes: vec![],
+                aftermath: (),
+                locking: Duration::ZERO,
+            })
+        }
+        fn committed(&self, _: ()) {}
+        fn unconfirmed(&self) {}
+        fn failed(&self, _: &(), _: DbErr) {}
+        fn overloaded(&self) {}
+    }
+
+    /// The nice value of the calling thread, as the kernel reports it.
+    fn own_nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // the fields after the command name (which may hold spaces), from the state (3rd) on
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[19 - 3].parse().unwrap()
+    }
+
+    #[test]
+    fn a_lane_thread_runs_at_the_nice_value_it_is_given_and_no_other_thread_does() {
+        let before = own_nice();
+        let lowered = std::thread::spawn(|| {
+            lower_priority::<Nothing>(7);
+            own_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, (before + 7).min(19));
+        assert_eq!(own_nice(), before, "only the lane's thread is lowered");
     }
 }

@@ -74,5 +74,8 @@ pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
     // a test's outcome must not hang on how busy the machine running it is: orders wait for
     // their writer up to the request timeout (batches.rs tests the bound with a tiny one)
     settings.order_queue_max_wait_ms = 30_000;
+    // nor on how the machine shares its cores: the writers run at the tests' priority (the
+    // lower priority is unit-tested in infra::batching)
+    settings.order_writer_nice = 0;
     settings
 }
