@@ -2,8 +2,10 @@
 //!
 //! - Wakes right after an order commits (a `Notify`), and polls for due retries.
 //! - Claims a batch of due events under `FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL) and leases
-//!   them (pushes `next_attempt_at` past the send timeout) before sending, so several instances
-//!   never send one event at once; a crashed sender's lease simply runs out.
+//!   them (pushes `next_attempt_at` [`LEASE_SENDS`] send timeouts ahead) before sending, so
+//!   several instances never send one event at once. The lease is renewed for the events still
+//!   to send whenever less than one send timeout of it is left, so a crashed sender's events are
+//!   due again within two send timeouts, however large its batch was.
 //! - An event waits while an earlier event of the same order is undelivered: per order, events
 //!   arrive in creation order.
 //! - POSTs each event with its id as `Idempotency-Key`. 2xx: SENT. A 4xx that judges the event
@@ -37,6 +39,9 @@ use crate::config::Settings;
 use crate::infra::db::Database;
 use crate::infra::meters::OUTBOX_DELIVERIES;
 use crate::infra::transact::Attempt;
+
+/// A lease covers this many send timeouts: the next send, and the renewal after it.
+const LEASE_SENDS: u32 = 2;
 
 /// How the relay talks to the platform, from the settings.
 #[derive(Clone, Debug)]
@@ -163,10 +168,16 @@ impl Relay {
             None => self.settings.batch,
         };
         let probing = allowance == Some(1);
+        // no later than the lease the claim takes
+        let mut leased_until = Utc::now() + self.settings.timeout * LEASE_SENDS;
         let events = self.claim(limit).await?;
         let claimed = events.len() as u64;
         let mut blocked_orders = Vec::new();
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
+            if Utc::now() + self.settings.timeout > leased_until {
+                leased_until = self.renew(&events[index..]).await?;
+            }
+            let event = event.clone();
             if blocked_orders.contains(&event.aggregate_id) {
                 self.release(&event).await?;
                 continue;
@@ -246,17 +257,17 @@ impl Relay {
             ))
             .all(txn)
             .await?;
-        if !events.is_empty() {
-            // the relay sends its claimed events one after another, each within `timeout`: the
-            // lease covers them all, or another relay could claim the last ones mid-batch
-            let lease = Utc::now() + self.settings.timeout * (events.len() as u32 + 2);
-            outbox_event::Entity::update_many()
-                .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(lease))
-                .filter(outbox_event::Column::Id.is_in(events.iter().map(|e| e.id)))
-                .exec(txn)
-                .await?;
-        }
+        // deliver_batch renews the lease before it runs out, or another relay could claim the
+        // last events mid-batch
+        lease(txn, &events, self.settings.timeout).await?;
         Ok(events)
+    }
+
+    /// Leases the claimed events still to send anew; returns until when.
+    async fn renew(&self, events: &[outbox_event::Model]) -> Result<chrono::DateTime<Utc>, DbErr> {
+        let until = Utc::now() + self.settings.timeout * LEASE_SENDS;
+        lease(self.db.conn(), events, self.settings.timeout).await?;
+        Ok(until)
     }
 
     /// The platform answered (whatever it thought of the event): a breaker that was open closes.
@@ -380,6 +391,28 @@ impl Relay {
             .await?;
         Ok(())
     }
+}
+
+/// Pushes the PENDING `events`' `next_attempt_at` [`LEASE_SENDS`] send timeouts ahead, so no
+/// other relay claims them meanwhile.
+async fn lease(
+    conn: &impl ConnectionTrait,
+    events: &[outbox_event::Model],
+    timeout: Duration,
+) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    outbox_event::Entity::update_many()
+        .col_expr(
+            outbox_event::Column::NextAttemptAt,
+            Expr::value(Utc::now() + timeout * LEASE_SENDS),
+        )
+        .filter(outbox_event::Column::Id.is_in(events.iter().map(|e| e.id)))
+        .filter(outbox_event::Column::Status.eq(OutboxStatus::Pending))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// The breaker's state and, when not closed, the fault that opened it, for `outboxStats`.
