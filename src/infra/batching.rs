@@ -14,7 +14,8 @@
 //!   locks (held by another lane or instance): a smaller batch holds its locks for less time.
 //! - **Bounded queues.** A command that waited longer than [`BatchSettings::max_wait`] in its
 //!   queue (or found the queue full) is answered [`Batch::overloaded`] without being applied, so
-//!   a saturated writer sheds work with a clear answer instead of queueing it without end.
+//!   a saturated writer sheds work with a clear answer instead of queueing it without end. A
+//!   writer without a bound (coupons) never refuses: a caller finding the queue full waits.
 //! - A batch the database aborts (deadlock, serialization failure) runs again, whole.
 //! - A batch that fails for any other reason runs again one command at a time, so one poisoned
 //!   command fails alone.
@@ -141,6 +142,8 @@ pub struct BatchWriter<B: Batch> {
     lanes: Arc<[mpsc::Sender<Job<B>>]>,
     batch: Arc<B>,
     hasher: std::collections::hash_map::RandomState,
+    /// Whether a command is refused when its lane is past its bound ([`BatchSettings::max_wait`]).
+    sheds: bool,
 }
 
 impl<B: Batch> Clone for BatchWriter<B> {
@@ -149,6 +152,7 @@ impl<B: Batch> Clone for BatchWriter<B> {
             lanes: self.lanes.clone(),
             batch: self.batch.clone(),
             hasher: self.hasher.clone(),
+            sheds: self.sheds,
         }
     }
 }
@@ -209,6 +213,7 @@ impl<B: Batch> BatchWriter<B> {
             lanes: senders.into(),
             batch,
             hasher: Default::default(),
+            sheds: settings.max_wait.is_some(),
         })
     }
 
@@ -223,6 +228,11 @@ impl<B: Batch> BatchWriter<B> {
             queued: Instant::now(),
             reply,
         };
+        if !self.sheds {
+            // a writer that never sheds makes its callers wait for room instead
+            lane.send(job).await.ok()?;
+            return answer.await.ok();
+        }
         match lane.try_send(job) {
             Ok(()) => answer.await.ok(),
             Err(mpsc::error::TrySendError::Full(_)) => {
