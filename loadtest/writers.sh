@@ -10,6 +10,8 @@
 # Usage: bash loadtest/writers.sh [rounds] [out-dir]
 #   SETUPS="before:/path/to/old/commerce: now: now-2:ORDER_WRITERS=2 ..." (name:binary:settings;
 #   an empty binary is this checkout's release build; settings are space-free, comma-separated).
+#   BIN_DIR=/dir: take commerce and loadtest from there and build nothing (a machine without
+#   cargo, e.g. one started from ../shared/portable: it needs psql, pgrep and awk, no bc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-2}
@@ -25,8 +27,10 @@ SETUPS=${SETUPS:-"1-lane::ORDER_WRITERS=1 2-lanes::ORDER_WRITERS=2 4-lanes::ORDE
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 
-cargo build --release -q -p commerce -p loadtest
-LT=./target/release/loadtest
+if [ -z "${BIN_DIR:-}" ]; then cargo build --release -q -p commerce -p loadtest; fi
+BIN_DIR=${BIN_DIR:-./target/release}
+LT=$BIN_DIR/loadtest
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 
 # CPU seconds (user + system) of the processes named $1 (postgres) or of pid $1, summed
 cpu_of() {
@@ -37,7 +41,7 @@ cpu_of() {
     [ -r "/proc/$pid/stat" ] || continue
     ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
-  echo "scale=3; $ticks / $(getconf CLK_TCK)" | bc
+  calc "$ticks / $(getconf CLK_TCK)"
 }
 metric() { # name{labels}: the value in the server's /metrics (0 when absent)
   curl -fsS http://127.0.0.1:8400/metrics | awk -v s="$1" '$1 == s {print $2; found=1} END {if (!found) print 0}'
@@ -71,22 +75,24 @@ measure() {
   line=$(grep -E "^requests:" "$OUT/$name.txt" | sed "s/.*= //")
   lat=$(grep -E "^latency" "$OUT/$name.txt" | sed 's/latency: //')
   waits=$(sort "$OUT/$name.waits" | uniq -c | sort -rn | { grep -i lock || true; } | head -3 | awk '{printf "%s %s; ", $2, $1}')
-  orders=$(echo "$n1 - $n0" | bc)
-  if [ "$(echo "$orders > 0" | bc)" = 1 ]; then
-    cpu="server $(echo "scale=3; ($s1 - $s0) * 1000 / $orders" | bc) ms/order, postgres $(echo "scale=3; ($p1 - $p0) * 1000 / $orders" | bc) ms/order"
+  orders=$(calc "$n1 - $n0")
+  if awk "BEGIN { exit !($orders > 0) }"; then
+    cpu="server $(calc "($s1 - $s0) * 1000 / $orders") ms/order, postgres $(calc "($p1 - $p0) * 1000 / $orders") ms/order"
   fi
-  echo "$name: $line | $lat | $cpu | batches $(echo "$b1 - $b0" | bc), mean size $(echo "scale=1; $orders / ($b1 - $b0 + 0.0001)" | bc), lock wait mean $(echo "scale=3; ($w1 - $w0) * 1000 / ($b1 - $b0 + 0.0001)" | bc) ms | pg lock samples: ${waits:-none}"
+  echo "$name: $line | $lat | $cpu | batches $(calc "$b1 - $b0"), mean size $(calc "$orders / ($b1 - $b0 + 0.0001)"), lock wait mean $(calc "($w1 - $w0) * 1000 / ($b1 - $b0 + 0.0001)") ms | pg lock samples: ${waits:-none}"
   if grep -E "^\[FAIL" "$OUT/$name.txt"; then exit 1; fi
 }
 
 for round in $(seq 1 "$ROUNDS"); do
   for setup in $SETUPS; do
     IFS=: read -r name bin settings <<< "$setup"
-    bin=${bin:-./target/release/commerce}
+    bin=${bin:-$BIN_DIR/commerce}
     DBNAME=writers_${name//-/_}
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" -c "CREATE DATABASE $DBNAME"
-    redis-cli -h 127.0.0.1 --scan --pattern "$DBNAME:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
-    env ${settings//,/ } DATABASE_URL="$PG/$DBNAME" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$DBNAME:" RUST_LOG=warn \
+    if command -v redis-cli >/dev/null; then
+      redis-cli -h 127.0.0.1 --scan --pattern "$DBNAME-*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
+    fi
+    env ${settings//,/ } DATABASE_URL="$PG/$DBNAME" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$DBNAME-$round:" RUST_LOG=warn \
       "$bin" serve --bind 127.0.0.1:8400 > "$OUT/$name-$round-server.log" 2>&1 &
     pid=$!
     until curl -fsS http://127.0.0.1:8400/healthz >/dev/null 2>&1; do sleep 0.2; done
