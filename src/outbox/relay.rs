@@ -177,26 +177,25 @@ impl Relay {
             if Utc::now() + self.settings.timeout > leased_until {
                 leased_until = self.renew(&events[index..]).await?;
             }
-            let event = event.clone();
             if blocked_orders.contains(&event.aggregate_id) {
-                self.release(&event).await?;
+                self.release(event).await?;
                 continue;
             }
             if self.breaker.lock().await.allowance() == Some(0) {
-                self.release(&event).await?;
+                self.release(event).await?;
                 continue;
             }
-            match self.send(&event).await {
+            match self.send(event).await {
                 Delivery::Sent => {
                     OUTBOX_DELIVERIES.increment("sent", 1);
                     self.platform_answered().await;
-                    self.mark_sent(&event).await?;
+                    self.mark_sent(event).await?;
                 }
                 Delivery::Rejected(error) => {
                     OUTBOX_DELIVERIES.increment("rejected", 1);
                     self.platform_answered().await;
                     tracing::error!(event_id = %event.event_id, %error, "outbox: the data platform rejected an event; marked FAILED");
-                    self.mark_failed(&event, event.attempts + 1, &error).await?;
+                    self.mark_failed(event, event.attempts + 1, &error).await?;
                     blocked_orders.push(event.aggregate_id);
                 }
                 Delivery::Failed(error, fault) => {
@@ -210,9 +209,9 @@ impl Relay {
                     self.platform_failed(fault, &error).await;
                     if probing {
                         // the probe tested the platform, not the event
-                        self.release(&event).await?;
+                        self.release(event).await?;
                     } else {
-                        self.schedule_retry(&event, &error).await?;
+                        self.schedule_retry(event, &error).await?;
                     }
                     blocked_orders.push(event.aggregate_id);
                 }

@@ -15,7 +15,7 @@
 //! command's rules in memory; [`write`]: the statements that store what was decided.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use entity::{idempotency_key, order, order_item};
@@ -35,6 +35,7 @@ use super::rows;
 use crate::balance::accounts::{self, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Redeemable};
+use crate::infra::batching::Applied;
 use crate::infra::db::AttemptError;
 use crate::infra::idempotency::{self, IdempotentRequest};
 use decide::{pay, place, replayed};
@@ -91,14 +92,6 @@ pub struct OrderReceipt {
 /// What one command came to: its order as committed, or why not.
 pub type Outcome = Result<order::Model, OrderError>;
 
-/// A batch applied (not yet committed): one outcome per command, in order.
-pub struct Applied {
-    pub outcomes: Vec<Outcome>,
-    pub aftermath: Aftermath,
-    /// How long locking the batch's rows took.
-    pub locking: Duration,
-}
-
 /// How a command is answered once the batch is written.
 enum Answer {
     /// With the order it placed (a placeholder id until inserted), paid, or replayed.
@@ -153,7 +146,7 @@ pub async fn apply(
     conn: &impl ConnectionTrait,
     commands: &[Command],
     settings: &OrderSettings,
-) -> Result<Applied, AttemptError> {
+) -> Result<Applied<Outcome, Aftermath>, AttemptError> {
     let now = Utc::now();
     let locking_started = Instant::now();
     let (mut working, stored) = lock_and_read(conn, commands).await?;
