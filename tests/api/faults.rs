@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use commerce::config::Settings;
 use futures_util::future::join_all;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess, TestServer,
-    assert_invariants, id_of, items, server_backend, stock, units_in_orders,
+    assert_invariants, id_of, items, server_backend, stock, test_settings, units_in_orders,
 };
 use crate::ws_client::{initialised, receive, send};
 
@@ -26,7 +25,7 @@ fn one(product: i64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
     let postgres = PrivatePostgres::start().await;
-    let mut settings = Settings::for_database(postgres.create_database("faults").await);
+    let mut settings = test_settings(postgres.create_database("faults").await);
     settings.db_acquire_timeout_ms = 1_000;
     settings.request_timeout_secs = 5;
     let server = TestServer::start("private-postgres", settings).await;
@@ -99,7 +98,7 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailable() {
     let postgres = std::sync::Arc::new(PrivatePostgres::start().await);
-    let mut settings = Settings::for_database(postgres.create_database("restarts").await);
+    let mut settings = test_settings(postgres.create_database("restarts").await);
     settings.db_acquire_timeout_ms = 1_000;
     settings.request_timeout_secs = 5;
     settings.rate_limit_user_per_sec = 0;
@@ -192,7 +191,7 @@ async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailab
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction_behind() {
     let postgres = PrivatePostgres::start().await;
-    let mut settings = Settings::for_database(postgres.create_database("impatient").await);
+    let mut settings = test_settings(postgres.create_database("impatient").await);
     settings.rate_limit_user_per_sec = 0;
     settings.db_max_connections = Some(4);
     let server = TestServer::start("private-postgres", settings).await;
@@ -291,7 +290,7 @@ async fn redis_dying_mid_event_keeps_issuance_exact_and_rankings_served() {
     };
     let mut redis = PrivateRedis::start().await;
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = Some(redis.url());
     settings.ranking_refresh_ms = 100;
     let server = TestServer::start(backend.name, settings).await;
@@ -357,7 +356,7 @@ async fn a_server_killed_mid_burst_loses_nothing_it_confirmed() {
     };
     let platform = MockPlatform::start().await;
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.data_platform_url = Some(platform.events_url());
     settings.outbox_retry_base_ms = 20;
     settings.outbox_poll_ms = 50;
@@ -460,7 +459,7 @@ async fn two_server_processes_share_one_database_and_redis() {
     };
     let platform = MockPlatform::start().await;
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = backend.redis_url.clone();
     settings.redis_key_prefix = format!("two-processes-{}:", std::process::id());
     settings.data_platform_url = Some(platform.events_url());

@@ -12,13 +12,12 @@
 
 use std::time::Duration;
 
-use commerce::config::Settings;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sea_orm::{ActiveEnum, EntityTrait, QueryOrder};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{FreshDatabase, ServerProcess, TestServer, backends, id_of};
+use crate::harness::{FreshDatabase, ServerProcess, TestServer, backends, id_of, test_settings};
 
 /// What the test arranged: ids worth aiming at (among random ones).
 #[derive(Clone, Debug)]
@@ -700,7 +699,7 @@ async fn generated_hostile_requests_get_clean_answers_and_change_nothing_when_re
         .unwrap_or(256);
     for backend in backends().await {
         let database = FreshDatabase::create(backend).await;
-        let mut settings = Settings::for_database(database.url.clone());
+        let mut settings = test_settings(database.url.clone());
         settings.redis_url = backend.redis_url.clone();
         settings.redis_key_prefix = format!("fuzz{}:", std::process::id());
         settings.rate_limit_user_per_sec = 0;

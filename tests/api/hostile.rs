@@ -6,13 +6,13 @@
 use std::time::{Duration, Instant};
 
 use commerce::auth::{Authenticator, Role};
-use commerce::config::{AuthMode, Secret, Settings};
+use commerce::config::{AuthMode, Secret};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, ServerProcess, TestServer, error_code, id_of, on_every_backend,
-    on_every_backend_with, sqlite,
+    on_every_backend_with, sqlite, test_settings,
 };
 use crate::ws_client::{close_code, connect, initialised, receive, send};
 
@@ -57,7 +57,7 @@ pub fn fragment_bomb(levels: usize) -> String {
 /// A server of its own (a separate process on SQLite), so its memory can be read.
 async fn server_process() -> (ServerProcess, TestServer, FreshDatabase) {
     let database = FreshDatabase::create(sqlite().await).await;
-    let settings = Settings::for_database(database.url.clone());
+    let settings = test_settings(database.url.clone());
     let (process, server) = ServerProcess::start("sqlite-process", &settings).await;
     (process, server, database)
 }

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use commerce::config::Settings;
 use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::harness::{
-    Backend, FreshDatabase, PrivateRedis, TestServer, backends, id_of, items, server_backend, stock,
+    Backend, FreshDatabase, PrivateRedis, TestServer, backends, id_of, items, server_backend,
+    stock, test_settings,
 };
 use crate::ranking::{ranked_ids, top_until};
 use crate::ws_client::{Socket, initialised, receive_within, send};
@@ -64,7 +64,7 @@ async fn stock_changes_reach_the_other_instance_even_when_redis_stalls_in_a_burs
     };
     let redis = PrivateRedis::start().await;
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = Some(redis.url());
     settings.rate_limit_user_per_sec = 100_000;
     let a = TestServer::start(backend.name, settings.clone()).await;
@@ -129,7 +129,7 @@ async fn deployment(
     prefix: &str,
 ) -> (FreshDatabase, TestServer) {
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = Some(redis.to_owned());
     settings.redis_key_prefix = prefix.to_owned();
     settings.ranking_refresh_ms = 50;

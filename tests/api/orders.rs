@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use commerce::config::Settings;
 use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, TestServer, assert_invariants, backends, id_of, items, ledger, on_every_backend,
-    on_every_backend_with, stock, units_in_orders,
+    on_every_backend_with, stock, test_settings, units_in_orders,
 };
 
 const ORDER_FIELDS: &str =
@@ -763,7 +762,7 @@ async fn orders_on_a_fresh_analyzed_database_never_scan_the_orders_table() {
         return;
     };
     let database = FreshDatabase::create(backend).await;
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = backend.redis_url.clone();
     settings.redis_key_prefix = format!("{}:", database.name);
     let server = TestServer::start(backend.name, settings).await;

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use commerce::config::{Secret, Settings};
+use commerce::config::Secret;
 use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, TestServer, error_code, on_every_backend, on_every_backend_with, sqlite,
+    test_settings,
 };
 
 const GQL_JSON: &str = "application/graphql-response+json";
@@ -243,7 +244,7 @@ fn asset_references(text: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_and_its_assets_come_from_the_server_itself() {
     let database = FreshDatabase::create(sqlite().await).await;
-    let dev = TestServer::start("sqlite", Settings::for_database(database.url.clone())).await;
+    let dev = TestServer::start("sqlite", test_settings(database.url.clone())).await;
     let (status, content_type, cache, page) = get_file(&dev, "/graphql").await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html"), "{content_type}");
@@ -321,7 +322,7 @@ async fn graphiql_and_its_assets_come_from_the_server_itself() {
     assert_eq!(status, 404);
     dev.stop();
 
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.jwt_secret = Some(Secret::new("playground-test-secret-of-32-bytes!!"));
     let jwt = TestServer::start("sqlite", settings).await;
     let (_, _, _, page) = get_file(&jwt, "/graphql").await;

@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use commerce::config::Settings;
 use serde_json::{Value, json};
 
-use crate::harness::{PrivatePostgres, TestServer, items, sample};
+use crate::harness::{PrivatePostgres, TestServer, items, sample, test_settings};
 
 const PRODUCT: &str = "query($id: ID!) { product(id: $id) { id name stock } }";
 const ME: &str = "{ me { balance orders(first: 10) { totalCount edges { node { id status } } } } }";
@@ -26,7 +25,7 @@ async fn replicated(
     let primary = PrivatePostgres::start().await;
     let url = primary.create_database(name).await;
     let replica = primary.start_replica(apply_delay).await;
-    let mut settings = Settings::for_database(url);
+    let mut settings = test_settings(url);
     settings.database_read_url = Some(replica.url(name));
     settings.replica_max_lag_ms = max_lag.as_millis() as u64;
     settings.rate_limit_user_per_sec = 0;

@@ -67,15 +67,20 @@ where
 
 /// The settings of a server on `database` of `backend`, with the backend's Redis if it has one.
 pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
-    let mut settings = Settings::for_database(database.url.clone());
+    let mut settings = test_settings(database.url.clone());
     settings.redis_url = backend.redis_url.clone();
     // tests share one Redis: each server keeps to its own keys
     settings.redis_key_prefix = format!("{}:", database.name);
-    // a test's outcome must not hang on how busy the machine running it is: orders wait for
-    // their writer up to the request timeout (batches.rs tests the bound with a tiny one)
+    settings
+}
+
+/// The settings of an in-process test server on `url`: every default, except two that would
+/// make a test's outcome hang on how busy the machine running it is. Orders wait for their
+/// writer up to the request timeout (batches.rs tests the bound with a tiny one), and the
+/// writers run at the tests' priority (the lower one is unit-tested in infra::batching).
+pub fn test_settings(url: impl Into<String>) -> Settings {
+    let mut settings = Settings::for_database(url);
     settings.order_queue_max_wait_ms = 30_000;
-    // nor on how the machine shares its cores: the writers run at the tests' priority (the
-    // lower priority is unit-tested in infra::batching)
     settings.order_writer_nice = 0;
     settings
 }
