@@ -5,12 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::harness::{
     Backend, FreshDatabase, TestServer, backends, items, on_every_backend_with, settings_on, stock,
+    within,
 };
 use crate::verify::verify_command;
 
@@ -51,10 +53,14 @@ fn mysql_args(url: &str) -> Vec<String> {
     ]
 }
 
-/// Runs a backup or restore command; fails the test with its stderr unless it succeeds.
+/// The longest a backup tool may take on this test's few hundred rows: one still running after
+/// this waits on something (a lock), and the test fails naming it.
+const TOOL_BOUND: Duration = Duration::from_secs(60);
+
+/// Runs a backup or restore command; fails the test with its stderr unless it succeeds within
+/// [`TOOL_BOUND`] (past it, the command is killed).
 async fn run(command: &mut tokio::process::Command, what: &str) {
-    let output = command
-        .output()
+    let output = within(what, TOOL_BOUND, command.kill_on_drop(true).output())
         .await
         .unwrap_or_else(|err| panic!("{what}: {err}"));
     assert!(
@@ -88,7 +94,8 @@ async fn back_up(url: &str, file: &Path) {
         }
         Kind::Sqlite => {
             let db = sea_orm::Database::connect(url).await.unwrap();
-            db.execute_unprepared(&format!("VACUUM INTO '{}'", file.display()))
+            let vacuum = format!("VACUUM INTO '{}'", file.display());
+            within("VACUUM INTO", TOOL_BOUND, db.execute_unprepared(&vacuum))
                 .await
                 .unwrap();
             db.close().await.unwrap();

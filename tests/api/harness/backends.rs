@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tokio::sync::OnceCell;
 
 /// One kind of database (plus Redis or not) that every test runs against.
@@ -199,6 +199,23 @@ impl FreshDatabase {
             }
             Kind::Mysql => {
                 if let Ok(admin) = Database::connect(&self.backend.admin_url).await {
+                    // what PostgreSQL's WITH (FORCE) does: a session of a stopped in-process
+                    // server still inside a transaction holds metadata locks DROP would wait on
+                    let sessions = admin
+                        .query_all_raw(Statement::from_string(
+                            DbBackend::MySql,
+                            format!(
+                                "SELECT id FROM information_schema.processlist WHERE db = '{}'",
+                                self.name
+                            ),
+                        ))
+                        .await
+                        .unwrap_or_default();
+                    for session in sessions {
+                        if let Ok(id) = session.try_get_by_index::<u64>(0) {
+                            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
+                        }
+                    }
                     let _ = admin
                         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", self.name))
                         .await;

@@ -25,6 +25,7 @@ mod processes;
 mod server;
 
 use std::future::Future;
+use std::time::Duration;
 
 use commerce::config::Settings;
 
@@ -59,9 +60,35 @@ where
         let server = TestServer::start(backend.name, settings).await;
         let stop = server.stopper();
         eprintln!("[{}] running", backend.name);
-        test(server).await;
+        within(
+            format!("[{}] the test", backend.name),
+            ONE_BACKEND_BOUND,
+            test(server),
+        )
+        .await;
         stop.cancel();
-        database.remove().await;
+        within(
+            format!("[{}] removing its database", backend.name),
+            ONE_BACKEND_BOUND,
+            database.remove(),
+        )
+        .await;
+    }
+}
+
+/// The longest a test may take on one backend: every test takes seconds, so one still running
+/// after this hangs, and fails naming its backend instead of holding the whole run.
+const ONE_BACKEND_BOUND: Duration = Duration::from_secs(300);
+
+/// Awaits `step`, failing the test with `what` if it takes longer than `bound`.
+pub async fn within<T>(
+    what: impl std::fmt::Display,
+    bound: Duration,
+    step: impl Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(bound, step).await {
+        Ok(done) => done,
+        Err(_) => panic!("{what} did not finish within {bound:?}"),
     }
 }
 
