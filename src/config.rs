@@ -13,11 +13,11 @@ use clap::{Args, ValueEnum};
 use crate::infra::batching::BatchSettings;
 use crate::infra::redis::RedisServers;
 
-/// The embedded default database: an SQLite file, created on first run and seeded with demo data.
 /// The highest depth limit a setting may ask for: it keeps the bracket nesting the GraphQL parser
 /// sees shallow enough for its recursion.
 pub const MAX_CONFIGURABLE_DEPTH: u64 = 64;
 
+/// The embedded default database: an SQLite file, created on first run and seeded with demo data.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/commerce.db?mode=rwc";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

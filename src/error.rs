@@ -13,6 +13,58 @@
 
 use sea_orm::DbErr;
 
+/// Every `errors[].extensions.code` of a top-level error, whoever raises it: the transport,
+/// the document checks, async-graphql's own refusals, or a use case ([`AppError`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TopLevelCode {
+    /// The HTTP request is not a GraphQL request (body, batch, missing document, persisted
+    /// query extension).
+    BadRequest,
+    /// `Accept` allows neither JSON media type.
+    NotAcceptable,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// A mutation sent with GET.
+    MethodNotAllowed,
+    /// More mutations than the rate limits allow now (with `retryAfterSeconds`).
+    RateLimited,
+    /// A persisted query's hash that is not stored: send the document with it.
+    PersistedQueryNotFound,
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    /// Over a limit of size, depth, shape or complexity.
+    QueryTooComplex,
+    /// A value that does not fit its type.
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    /// Try again (with `retryAfterSeconds`): the database or a writer cannot take it now.
+    ServiceUnavailable,
+    InternalServerError,
+}
+
+impl TopLevelCode {
+    /// The code clients read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopLevelCode::BadRequest => "BAD_REQUEST",
+            TopLevelCode::NotAcceptable => "NOT_ACCEPTABLE",
+            TopLevelCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            TopLevelCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            TopLevelCode::RateLimited => "RATE_LIMITED",
+            TopLevelCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            TopLevelCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            TopLevelCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            TopLevelCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            TopLevelCode::BadUserInput => "BAD_USER_INPUT",
+            TopLevelCode::Unauthenticated => "UNAUTHENTICATED",
+            TopLevelCode::Forbidden => "FORBIDDEN",
+            TopLevelCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            TopLevelCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
 /// A refused input field, raised by a service before it changes anything.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -109,13 +161,15 @@ impl AppError {
         AppError::Internal(err.into())
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> TopLevelCode {
         match self {
-            AppError::Unauthenticated | AppError::InvalidCredentials(_) => "UNAUTHENTICATED",
-            AppError::Forbidden => "FORBIDDEN",
-            AppError::BadUserInput(_) => "BAD_USER_INPUT",
-            AppError::Unavailable | AppError::Unconfirmed => "SERVICE_UNAVAILABLE",
-            AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+            AppError::Unauthenticated | AppError::InvalidCredentials(_) => {
+                TopLevelCode::Unauthenticated
+            }
+            AppError::Forbidden => TopLevelCode::Forbidden,
+            AppError::BadUserInput(_) => TopLevelCode::BadUserInput,
+            AppError::Unavailable | AppError::Unconfirmed => TopLevelCode::ServiceUnavailable,
+            AppError::Internal(_) => TopLevelCode::InternalServerError,
         }
     }
 

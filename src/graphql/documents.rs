@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use super::limits::DocumentLimits;
 use super::limits::document::{Inspection, inspect_parsed};
 use super::limits::text::check_text;
+use super::top_level::{TopLevelCode, error};
 use crate::infra::redis::RedisConnection;
 
 /// Parsed documents kept.
@@ -73,11 +74,14 @@ impl Documents {
             .as_str()
             .map(str::to_ascii_lowercase)
         else {
-            return Err(refusal("BAD_REQUEST", "persistedQuery needs a sha256Hash"));
+            return Err(error(
+                TopLevelCode::BadRequest,
+                "persistedQuery needs a sha256Hash",
+            ));
         };
         if version != Some(1) {
-            return Err(refusal(
-                "BAD_REQUEST",
+            return Err(error(
+                TopLevelCode::BadRequest,
                 "only version 1 of persistedQuery is supported",
             ));
         }
@@ -87,14 +91,17 @@ impl Documents {
                     request.query = text.to_string();
                     Ok(())
                 }
-                None => Err(refusal(
-                    "PERSISTED_QUERY_NOT_FOUND",
+                None => Err(error(
+                    TopLevelCode::PersistedQueryNotFound,
                     "PersistedQueryNotFound",
                 )),
             };
         }
         if hex(&Sha256::digest(request.query.as_bytes())) != hash {
-            return Err(refusal("BAD_REQUEST", "provided sha does not match query"));
+            return Err(error(
+                TopLevelCode::BadRequest,
+                "provided sha does not match query",
+            ));
         }
         // a document over the limits is refused when it runs; it is never stored
         if check_text(&request.query, limits).is_ok() {
@@ -163,15 +170,6 @@ impl Documents {
             Err(_) => Inspection::default(),
         }
     }
-}
-
-fn refusal(code: &str, message: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 fn hex(bytes: &[u8]) -> String {

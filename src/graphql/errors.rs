@@ -248,7 +248,7 @@ impl From<AppError> for async_graphql::Error {
         let code = err.code();
         let retry = matches!(err, AppError::Unavailable | AppError::Unconfirmed);
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
-            ext.set("code", code);
+            ext.set("code", code.as_str());
             if retry {
                 ext.set("retryAfterSeconds", RETRY_AFTER_SECS);
             }
@@ -387,7 +387,7 @@ pub trait Payload<T>: Sized {
                 Ok(Self::failure(errors))
             }
             Err(Failure::App(err)) => {
-                counted.record(err.code());
+                counted.record(err.code().as_str());
                 Err(err.into())
             }
         }

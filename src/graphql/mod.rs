@@ -11,6 +11,7 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod scalars;
+pub mod top_level;
 pub mod user;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::users::graphql::UsersMutation;
 use limits::DocumentLimits;
 use limits::enforcement::DocumentLimitsExtension;
 use pagination::IdConnection;
+use top_level::{TopLevelCode, has_code, with_code};
 use user::UserQuery;
 
 /// What clients can read: the viewer, the catalog, orders, coupon events, rankings and (for
@@ -168,23 +170,6 @@ impl ExtensionFactory for ErrorCodes {
 
 struct ErrorCodesExtension;
 
-fn has_code(error: &ServerError) -> bool {
-    error
-        .extensions
-        .as_ref()
-        .is_some_and(|ext| ext.get("code").is_some())
-}
-
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
-    if !has_code(&error) {
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code);
-    }
-    error
-}
-
 /// True for async-graphql's errors about a value that does not fit its type (its
 /// `InputValueError`s and the argument validation rule).
 fn is_coercion_error(error: &ServerError) -> bool {
@@ -198,14 +183,14 @@ fn is_coercion_error(error: &ServerError) -> bool {
 }
 
 /// The code of an error that reached the response without one.
-fn fallback_code(error: &ServerError) -> &'static str {
+fn fallback_code(error: &ServerError) -> TopLevelCode {
     if is_coercion_error(error) {
-        "BAD_USER_INPUT"
+        TopLevelCode::BadUserInput
     } else if error.path.is_empty() {
         // about the request as a whole (e.g. an unknown operation name)
-        "GRAPHQL_VALIDATION_FAILED"
+        TopLevelCode::GraphqlValidationFailed
     } else {
-        "INTERNAL_SERVER_ERROR"
+        TopLevelCode::InternalServerError
     }
 }
 
@@ -216,7 +201,7 @@ pub fn complete_error_codes(response: &mut Response) {
             continue;
         }
         let code = fallback_code(error);
-        if code == "INTERNAL_SERVER_ERROR" {
+        if code == TopLevelCode::InternalServerError {
             tracing::error!(error = %error.message, path = ?error.path, "internal error");
             error.message = "internal server error".to_owned();
         }
@@ -241,7 +226,7 @@ impl Extension for ErrorCodesExtension {
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+            .map_err(|e| with_code(e, TopLevelCode::GraphqlParseFailed))
     }
 
     async fn validation(
@@ -254,11 +239,11 @@ impl Extension for ErrorCodesExtension {
                 .into_iter()
                 .map(|e| {
                     let code = if e.message == "Query is too complex." {
-                        "QUERY_TOO_COMPLEX"
+                        TopLevelCode::QueryTooComplex
                     } else if is_coercion_error(&e) {
-                        "BAD_USER_INPUT"
+                        TopLevelCode::BadUserInput
                     } else {
-                        "GRAPHQL_VALIDATION_FAILED"
+                        TopLevelCode::GraphqlValidationFailed
                     };
                     with_code(e, code)
                 })

@@ -14,21 +14,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::join_all;
 use serde_json::json;
 
-use super::limits::Limited;
+use super::admission::{Carrier, Refusal, admit};
 use super::{HttpState, authenticate, request_id};
 use crate::error::{AppError, RETRY_AFTER_SECS};
-use crate::graphql::{failed_before_execution, prepare};
-use crate::infra::meters::RATE_LIMITED;
+use crate::graphql::failed_before_execution;
+use crate::graphql::top_level::{self, TopLevelCode};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -82,13 +80,40 @@ impl ResponseFormat {
 }
 
 /// A transport-level refusal, answered with a GraphQL-shaped error body.
-fn refusal(status: StatusCode, code: &str, message: &str, format: ResponseFormat) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+fn refusal(
+    status: StatusCode,
+    code: TopLevelCode,
+    message: &str,
+    format: ResponseFormat,
+) -> Response {
+    refused_with(status, top_level::error(code, message), format)
+}
+
+/// `error` as the whole answer, with `status`.
+fn refused_with(status: StatusCode, error: ServerError, format: ResponseFormat) -> Response {
+    let body = json!({ "errors": [error] });
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    response
+}
+
+/// What the admission refused, with its status and headers.
+fn not_admitted(refused: Refusal, format: ResponseFormat) -> Response {
+    let status = match refused {
+        Refusal::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
+        Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let mut response = refused_with(status, refused.error(), format);
+    let headers = response.headers_mut();
+    if let Some(seconds) = refused.retry_after_secs() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Refusal::MutationOverGet = refused {
+        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
     response
 }
 
@@ -114,7 +139,7 @@ fn auth_refusal(err: &AppError, format: ResponseFormat) -> Response {
 fn not_acceptable() -> Response {
     refusal(
         StatusCode::NOT_ACCEPTABLE,
-        "NOT_ACCEPTABLE",
+        TopLevelCode::NotAcceptable,
         "Accept must allow application/graphql-response+json or application/json",
         ResponseFormat::Json,
     )
@@ -138,7 +163,7 @@ pub async fn graphql_post(
     if !is_json {
         return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            TopLevelCode::UnsupportedMediaType,
             "the request body must be application/json",
             format,
         );
@@ -158,7 +183,12 @@ pub async fn graphql_post(
         Ok(batch) => batch,
         Err(err) => {
             let message = format!("the body is not a GraphQL request: {err}");
-            return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                TopLevelCode::BadRequest,
+                &message,
+                format,
+            );
         }
     };
     if let BatchRequest::Batch(requests) = &batch
@@ -168,7 +198,12 @@ pub async fn graphql_post(
             "a batch must hold 1 to {} operations",
             state.limits.max_batch
         );
-        return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            TopLevelCode::BadRequest,
+            &message,
+            format,
+        );
     }
     let has_no_document = match &batch {
         BatchRequest::Single(request) => lacks_document(request),
@@ -181,51 +216,19 @@ pub async fn graphql_post(
         BatchRequest::Single(request) => (true, vec![request]),
         BatchRequest::Batch(requests) => (false, requests),
     };
-    let mut ready: Vec<Result<Request, ServerError>> = Vec::with_capacity(requests.len());
-    let mut mutations = 0;
-    for mut request in requests {
-        let limits = &state.limits.document;
-        match state
-            .documents
-            .resolve_persisted(&mut request, limits)
-            .await
-        {
-            Ok(()) => {
-                mutations += state
-                    .documents
-                    .inspect(&mut request, limits)
-                    .mutation_fields;
-                ready.push(Ok(request));
-            }
-            Err(refused) => ready.push(Err(refused)),
-        }
-    }
-    if let Err(limited) = state
-        .mutation_limits
-        .check(viewer.user_id, Some(peer.ip()), mutations)
-    {
-        return rate_limited(limited, format);
-    }
     let request_id = request_id(&headers);
-    let ready: Vec<Result<Request, ServerError>> = ready
-        .into_iter()
-        .map(|request| request.map(|r| prepare(r, viewer, &state.app).data(request_id.clone())))
-        .collect();
-    let schema = state.schema.clone();
-    let db = state.app.db.clone();
-    let mut responses = run_to_completion(async move {
-        let executions = join_all(ready.into_iter().map(|request| {
-            let schema = schema.clone();
-            async move {
-                match request {
-                    Ok(request) => schema.execute(request).await,
-                    Err(refused) => async_graphql::Response::from_errors(vec![refused]),
-                }
-            }
-        }));
-        db.serve(viewer.user_id, mutations > 0, executions).await
-    })
-    .await;
+    let admitted = admit(
+        &state,
+        requests,
+        viewer,
+        Some(peer.ip()),
+        request_id,
+        Carrier::Post,
+    );
+    let mut responses = match admitted.await {
+        Ok(admitted) => admitted.execute(&state).await,
+        Err(refused) => return not_admitted(refused, format),
+    };
     let response = if single {
         BatchResponse::Single(responses.pop().unwrap_or_default())
     } else {
@@ -243,50 +246,34 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
         Ok(viewer) => viewer,
         Err(err) => return auth_refusal(&err, format),
     };
-    let mut request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or(""))
-    {
+    let request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or("")) {
         Ok(request) => request,
         Err(err) => {
             let message = format!("the URL does not carry a GraphQL request: {err}");
-            return refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message, format);
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                TopLevelCode::BadRequest,
+                &message,
+                format,
+            );
         }
     };
     if lacks_document(&request) {
         return no_document(format);
     }
-    if let Err(refused) = state
-        .documents
-        .resolve_persisted(&mut request, &state.limits.document)
-        .await
-    {
-        let response = async_graphql::Response::from_errors(vec![refused]);
-        return respond(BatchResponse::Single(response), format);
-    }
-    let inspection = state
-        .documents
-        .inspect(&mut request, &state.limits.document);
-    if inspection.operation == Some(OperationType::Mutation) {
-        let mut response = refusal(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            "mutations must be sent with POST",
-            format,
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    let request = prepare(request, viewer, &state.app).data(request_id(&parts.headers));
-    let schema = state.schema.clone();
-    let db = state.app.db.clone();
-    let response = run_to_completion(async move {
-        vec![
-            db.serve(viewer.user_id, false, schema.execute(request))
-                .await,
-        ]
-    })
-    .await;
+    let request_id = request_id(&parts.headers);
+    let admitted = admit(
+        &state,
+        vec![request],
+        viewer,
+        None,
+        request_id,
+        Carrier::Get,
+    );
+    let response = match admitted.await {
+        Ok(admitted) => admitted.execute(&state).await,
+        Err(refused) => return not_admitted(refused, format),
+    };
     respond(
         BatchResponse::Single(response.into_iter().next().unwrap_or_default()),
         format,
@@ -302,48 +289,10 @@ fn lacks_document(request: &Request) -> bool {
 fn no_document(format: ResponseFormat) -> Response {
     refusal(
         StatusCode::BAD_REQUEST,
-        "BAD_REQUEST",
+        TopLevelCode::BadRequest,
         "the request has no `query` (nor a persistedQuery hash)",
         format,
     )
-}
-
-/// Runs the execution in a task of its own: a client that goes away (or the request's time
-/// limit) drops only the waiting, never a write half-way.
-async fn run_to_completion<F>(execution: F) -> Vec<async_graphql::Response>
-where
-    F: std::future::Future<Output = Vec<async_graphql::Response>> + Send + 'static,
-{
-    match tokio::spawn(execution).await {
-        Ok(responses) => responses,
-        Err(err) => {
-            tracing::error!(error = %err, "a GraphQL execution panicked");
-            let mut error = ServerError::new("internal server error", None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "INTERNAL_SERVER_ERROR");
-            vec![async_graphql::Response::from_errors(vec![error])]
-        }
-    }
-}
-
-/// A 429 with `Retry-After` and a RATE_LIMITED error.
-fn rate_limited(limited: Limited, format: ResponseFormat) -> Response {
-    RATE_LIMITED.increment(limited.scope, 1);
-    let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let body = json!({ "errors": [{
-        "message": format!("too many mutations from this {}; retry in {seconds} s", limited.scope),
-        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": seconds },
-    }] });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
 }
 
 fn respond(response: BatchResponse, format: ResponseFormat) -> Response {

@@ -11,6 +11,7 @@
 //! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
 //! in the logs; every request has a time limit (408).
 
+mod admission;
 mod cors;
 mod graphql_http;
 pub mod limits;

@@ -24,7 +24,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response as GqlResponse};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
@@ -35,11 +34,14 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::{HttpState, existing, viewer_from_headers};
+use super::admission::{Carrier, admit};
+use super::{HttpState, existing, request_id, viewer_from_headers};
 use crate::auth::{Credentials, Viewer};
 use crate::error::AppError;
-use crate::graphql::{complete_error_codes, failed_before_execution, prepare};
+use crate::graphql::top_level::{self, TopLevelCode};
+use crate::graphql::{complete_error_codes, failed_before_execution};
 use crate::infra::meters::SUBSCRIPTIONS_ACTIVE;
+use crate::observability::RequestId;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Read buffer of one WebSocket connection (messages are small; a larger one grows as needed).
@@ -109,6 +111,7 @@ pub fn upgrade(
             .into_response();
     }
     let header_viewer = viewer_from_headers(&state.auth, headers).ok();
+    let request_id = request_id(headers);
     // tungstenite's defaults (128 KiB read and write buffers, 64 MiB messages) cost ~170 KB of
     // memory per idle subscriber and let one client send huge frames
     let upgrade = upgrade
@@ -118,7 +121,8 @@ pub fn upgrade(
         .max_frame_size(state.limits.max_body_bytes);
     upgrade.protocols([PROTOCOL]).on_upgrade(move |socket| {
         let connections = state.connections.clone();
-        connections.track_future(Connection::new(state, header_viewer, peer).run(socket))
+        let connection = Connection::new(state, header_viewer, peer, request_id);
+        connections.track_future(connection.run(socket))
     })
 }
 
@@ -128,6 +132,8 @@ struct Connection {
     /// credentials); `None` when those headers' credentials are wrong.
     header_viewer: Option<Viewer>,
     peer: Option<IpAddr>,
+    /// The upgrade request's id, carried by every operation of the connection.
+    request_id: RequestId,
     viewer: Option<Viewer>,
     running: HashMap<String, Running>,
 }
@@ -151,11 +157,17 @@ impl Running {
 struct Close(u16, &'static str);
 
 impl Connection {
-    fn new(state: Arc<HttpState>, header_viewer: Option<Viewer>, peer: Option<IpAddr>) -> Self {
+    fn new(
+        state: Arc<HttpState>,
+        header_viewer: Option<Viewer>,
+        peer: Option<IpAddr>,
+        request_id: RequestId,
+    ) -> Self {
         Self {
             state,
             header_viewer,
             peer,
+            request_id,
             viewer: None,
             running: HashMap::new(),
         }
@@ -257,45 +269,46 @@ impl Connection {
                 if self.running.contains_key(&id) {
                     return Err(Some(Close(4409, "Subscriber for this id already exists")));
                 }
-                let mut payload = payload;
-                let limits = &self.state.limits.document;
-                if let Err(refused) = self
-                    .state
-                    .documents
-                    .resolve_persisted(&mut payload, limits)
-                    .await
-                {
-                    let error = json!({ "type": "error", "id": id, "payload": [refused] });
-                    return send(socket, error).await;
-                }
-                let inspection = self.state.documents.inspect(&mut payload, limits);
-                let mutations = inspection.mutation_fields;
-                let refusal = if self.running.len() >= self.state.limits.ws_max_subscriptions {
-                    Some("too many operations on this connection".to_owned())
-                } else {
-                    self.state
-                        .mutation_limits
-                        .check(viewer.user_id, self.peer, mutations)
-                        .err()
-                        .map(|limited| format!("too many mutations from this {}", limited.scope))
-                };
-                if let Some(message) = refusal {
-                    let error = json!({ "type": "error", "id": id, "payload": [{
-                        "message": message, "extensions": { "code": "RATE_LIMITED" } }] });
-                    return send(socket, error).await;
-                }
-                let mutation = inspection.operation == Some(OperationType::Mutation);
-                let execution = execute(
-                    self.state.clone(),
-                    id.clone(),
-                    prepare(*payload, viewer, &self.state.app),
-                    outbound.clone(),
-                );
-                let db = self.state.app.db.clone();
-                let task =
-                    tokio::spawn(
-                        async move { db.serve(viewer.user_id, mutation, execution).await },
+                if self.running.len() >= self.state.limits.ws_max_subscriptions {
+                    let error = top_level::error(
+                        TopLevelCode::RateLimited,
+                        "too many operations on this connection",
                     );
+                    return send(
+                        socket,
+                        json!({ "type": "error", "id": id, "payload": [error] }),
+                    )
+                    .await;
+                }
+                let admitted = admit(
+                    &self.state,
+                    vec![*payload],
+                    viewer,
+                    self.peer,
+                    self.request_id.clone(),
+                    Carrier::Socket,
+                );
+                let admitted = match admitted.await {
+                    Ok(admitted) => admitted,
+                    Err(refused) => {
+                        let error =
+                            json!({ "type": "error", "id": id, "payload": [refused.error()] });
+                        return send(socket, error).await;
+                    }
+                };
+                let mutation = admitted.writes;
+                let (state, outbound, op_id) = (self.state.clone(), outbound.clone(), id.clone());
+                let serving = admitted.serve_one(&self.state, |request| {
+                    execute(state, op_id, request, outbound)
+                });
+                let serving = match serving {
+                    Ok(serving) => serving,
+                    Err(refused) => {
+                        let error = json!({ "type": "error", "id": id, "payload": [refused] });
+                        return send(socket, error).await;
+                    }
+                };
+                let task = tokio::spawn(serving);
                 self.running.insert(
                     id,
                     Running {
@@ -374,8 +387,6 @@ async fn send(socket: &mut WebSocket, message: Value) -> Result<(), Option<Close
         .map_err(|_| None)
 }
 
-/// Runs one operation and forwards its responses; a request that fails before execution gets
-/// an `error` message, anything else `next` messages then `complete`.
 /// Counts a running operation in `commerce_subscriptions_active` for as long as it lives (also when
 /// aborted).
 struct ActiveOperation;
@@ -393,6 +404,8 @@ impl Drop for ActiveOperation {
     }
 }
 
+/// Runs one operation and forwards its responses; a request that fails before execution gets
+/// an `error` message, anything else `next` messages then `complete`.
 async fn execute(
     state: Arc<HttpState>,
     id: String,

@@ -4,6 +4,7 @@
 mod harness;
 mod ws_client;
 
+mod admission;
 mod auth;
 mod backup;
 mod balance;

@@ -30,6 +30,7 @@ pub mod text;
 use async_graphql::ServerError;
 
 use crate::config::Settings;
+use crate::graphql::top_level::{self, TopLevelCode};
 
 /// The limits, from the settings.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -96,19 +97,14 @@ pub enum LimitError {
 }
 
 impl LimitError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> TopLevelCode {
         match self {
-            LimitError::FragmentCycle(_) => "GRAPHQL_VALIDATION_FAILED",
-            _ => "QUERY_TOO_COMPLEX",
+            LimitError::FragmentCycle(_) => TopLevelCode::GraphqlValidationFailed,
+            _ => TopLevelCode::QueryTooComplex,
         }
     }
 
     fn into_server_error(self) -> ServerError {
-        let mut error = ServerError::new(self.to_string(), None);
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", self.code());
-        error
+        top_level::error(self.code(), self.to_string())
     }
 }
