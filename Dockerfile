@@ -2,14 +2,14 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin commerce
+RUN cargo build --release --locked --bin commerce --bin data-platform
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /app commerce
 WORKDIR /app
-COPY --from=build /src/target/release/commerce /usr/local/bin/commerce
+COPY --from=build /src/target/release/commerce /src/target/release/data-platform /usr/local/bin/
 USER commerce
 ENV BIND=0.0.0.0:8000 LOG_FORMAT=json
 EXPOSE 8000

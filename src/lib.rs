@@ -29,7 +29,6 @@ pub mod balance;
 pub mod catalog;
 pub mod config;
 pub mod coupon;
-pub mod data_platform;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -54,8 +54,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the mock data platform on --bind (records events; can be told to fail or be slow).
-    DataPlatform,
 }
 
 #[tokio::main]
@@ -121,14 +119,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Schema => print!("{}", commerce::graphql::sdl()),
-        Command::DataPlatform => {
-            let listener = tokio::net::TcpListener::bind(settings.bind).await?;
-            println!(
-                "mock data platform: http://{}/events",
-                listener.local_addr()?
-            );
-            commerce::data_platform::serve(listener).await?;
-        }
     }
     Ok(())
 }

@@ -312,7 +312,7 @@ async fn wait_until_listening(port: u16, what: &str) {
     panic!("{what} did not start on port {port}");
 }
 
-/// The mock data platform (`commerce data-platform`), run in-process on a spare port; stopped
+/// The mock data platform (the `data-platform` crate), run in-process on a spare port; stopped
 /// when dropped.
 pub struct MockPlatform {
     pub base: String,
@@ -326,7 +326,7 @@ impl MockPlatform {
             .await
             .expect("a spare port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let task = tokio::spawn(commerce::data_platform::serve(listener));
+        let task = tokio::spawn(data_platform::serve(listener));
         Self {
             base,
             http: reqwest::Client::new(),
@@ -339,7 +339,7 @@ impl MockPlatform {
         format!("{}/events", self.base)
     }
 
-    /// Changes how the mock answers (see `commerce::data_platform`).
+    /// Changes how the mock answers (see the `data-platform` crate).
     pub async fn control(&self, behaviour: Value) {
         let response = self
             .http

@@ -1,4 +1,5 @@
-//! `commerce data-platform`: a mock of the external data platform, for tests and docker compose.
+//! A mock of the external data platform, for tests and docker compose (the `data-platform`
+//! binary; the API tests run it in-process).
 //!
 //! - `POST /events`: records an event (JSON with `eventId`, or the `Idempotency-Key` header) and
 //!   answers 200, deduplicating by event id; or fails as told.
