@@ -1,4 +1,4 @@
-// Builds the playground into the crate (src/http/playground/), where the server embeds it:
+// Builds the playground into dist/, which the server embeds (src/http/playground.rs):
 // - index.html: the page, with a placeholder for the settings that the server fills in;
 // - assets/: the JS and CSS (and Monaco's workers), content-hashed, served at /graphql/assets/;
 // - assets.rs: the table of those files (name and bytes) that the server includes.
@@ -6,7 +6,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
-const outDir = fileURLToPath(new URL('../../src/http/playground/', import.meta.url));
+const outDir = fileURLToPath(new URL('./dist/', import.meta.url));
 
 /** Writes assets.rs: one `(file name, include_bytes!(...))` per file of assets/, sorted. */
 function rustAssetTable() {

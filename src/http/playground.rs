@@ -1,6 +1,6 @@
 //! GraphiQL, served by the binary itself: no CDN, so it works offline.
 //!
-//! `playground/` is the build output of `clients/playground` (GraphiQL 5 bundled with Vite,
+//! `clients/playground/dist/` is the build of `clients/playground` (GraphiQL 5 bundled with Vite,
 //! committed so that building the crate needs no Node; see its README to rebuild it):
 //! `index.html`, the page, whose settings the server fills in ([`page`]), and `assets/`, the
 //! content-hashed scripts, styles, font and Monaco web workers, served at
@@ -24,10 +24,10 @@ use crate::config::AuthMode;
 pub const ASSETS_PATH: &str = "/graphql/assets/{file}";
 
 /// The page, with `__PLAYGROUND_CONFIG__` where the settings go.
-const PAGE: &str = include_str!("playground/index.html");
+const PAGE: &str = include_str!("../../clients/playground/dist/index.html");
 
-/// `(file name, content)` of every file of `playground/assets/`.
-const ASSETS: &[(&str, &[u8])] = include!("playground/assets.rs");
+/// `(file name, content)` of every file of `clients/playground/dist/assets/`.
+const ASSETS: &[(&str, &[u8])] = include!("../../clients/playground/dist/assets.rs");
 
 /// The query editor's content on a first visit: scenario 1.
 const DEFAULT_QUERY: &str = "# Scenario 1: check the balance, charge 50,000 won, browse the products.\n\
