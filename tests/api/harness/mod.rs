@@ -25,9 +25,11 @@ mod processes;
 mod server;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use commerce::config::Settings;
+use futures_util::FutureExt;
 
 pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
 pub use client::{error_code, id_of, items, sample};
@@ -46,13 +48,16 @@ where
     on_every_backend_with(|_| {}, test).await
 }
 
-/// Like [`on_every_backend`], with settings adjusted before the server starts.
+/// Like [`on_every_backend`], with settings adjusted before the server starts. A backend that
+/// fails does not hide the others: each one runs, and the test then fails naming every backend
+/// that failed (each one's own message is printed above it).
 pub async fn on_every_backend_with<S, F, Fut>(adjust: S, test: F)
 where
     S: Fn(&mut Settings),
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
+    let mut failed = vec![];
     for backend in backends().await {
         let database = FreshDatabase::create(backend).await;
         let mut settings = settings_on(backend, &database);
@@ -60,12 +65,19 @@ where
         let server = TestServer::start(backend.name, settings).await;
         let stop = server.stopper();
         eprintln!("[{}] running", backend.name);
-        within(
+        let run = within(
             format!("[{}] the test", backend.name),
             ONE_BACKEND_BOUND,
             test(server),
-        )
-        .await;
+        );
+        if let Err(panic) = AssertUnwindSafe(run).catch_unwind().await {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            failed.push(format!("[{}] {message}", backend.name));
+        }
         stop.cancel();
         within(
             format!("[{}] removing its database", backend.name),
@@ -74,6 +86,12 @@ where
         )
         .await;
     }
+    assert!(
+        failed.is_empty(),
+        "failed on {} backend(s):\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 /// The longest a test may take on one backend: every test takes seconds, so one still running
