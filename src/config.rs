@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 
 use crate::infra::batching::BatchSettings;
 use crate::infra::redis::RedisServers;
@@ -366,61 +366,20 @@ pub struct SettingsError {
 }
 
 impl Settings {
-    /// The settings a test or an embedding program starts from: every default, SQLite file `url`.
+    /// The defaults of every setting (as `commerce serve` takes them when given none; the
+    /// environment is not read), on the database at `url`, listening on a free port of
+    /// 127.0.0.1: where tests and tools start from.
     pub fn for_database(url: impl Into<String>) -> Self {
-        Self {
-            database_url: Some(url.into()),
-            database_read_url: None,
-            replica_max_lag_ms: 1_000,
-            redis_url: None,
-            redis_key_prefix: "commerce:".into(),
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            auth_mode: None,
-            jwt_secret: None,
-            log_format: LogFormat::Text,
-            db_max_connections: None,
-            db_acquire_timeout_ms: 5_000,
-            max_body_bytes: 1_048_576,
-            max_batch: 10,
-            max_query_depth: 12,
-            max_introspection_depth: 20,
-            max_query_complexity: 2_000,
-            max_query_bytes: 65_536,
-            max_query_tokens: 10_000,
-            max_mutation_fields: 5,
-            ws_init_timeout_secs: 10,
-            request_timeout_secs: 30,
-            rate_limit_user_per_sec: 50,
-            rate_limit_user_burst: 200,
-            rate_limit_ip_per_sec: 0,
-            rate_limit_ip_burst: 1_000,
-            ws_max_connections: 20_000,
-            ws_max_subscriptions: 100,
-            disable_introspection: false,
-            shutdown_grace_secs: 20,
-            max_charge_amount: 10_000_000,
-            max_balance: 1_000_000_000,
-            order_ttl_secs: 600,
-            order_batch_max: 64,
-            order_batch_linger_us: 0,
-            order_writers: None,
-            order_queue_max_wait_ms: 1_000,
-            order_writer_nice: 10,
-            order_expiry_sweep_ms: 1_000,
-            verify_interval_secs: 0,
-            ranking_refresh_ms: 500,
-            data_platform_url: None,
-            outbox_timeout_ms: 3_000,
-            outbox_poll_ms: 1_000,
-            outbox_max_attempts: 25,
-            outbox_retry_base_ms: 1_000,
-            outbox_retry_max_ms: 600_000,
-            outbox_breaker_threshold: 5,
-            outbox_breaker_cooldown_ms: 10_000,
-            outbox_batch: 100,
-            time_zone: chrono_tz::Asia::Seoul,
-            cors_allowed_origins: None,
-        }
+        let command =
+            Self::augment_args(clap::Command::new("commerce")).mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["commerce"])
+            .expect("every setting has a default");
+        let mut settings =
+            Self::from_arg_matches(&matches).expect("the defaults are valid settings");
+        settings.database_url = Some(url.into());
+        settings.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings
     }
 
     /// The database URL in force (the embedded default when none is set).
@@ -599,5 +558,25 @@ impl Settings {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_starting_settings_are_the_documented_defaults_and_valid() {
+        let settings = Settings::for_database("sqlite::memory:");
+        assert_eq!(settings.database_url(), "sqlite::memory:");
+        assert_eq!(settings.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
+        // a few of README's table, one per kind of value
+        assert_eq!(settings.rate_limit_user_per_sec, 50);
+        assert_eq!(settings.order_queue_max_wait_ms, 1_000);
+        assert_eq!(settings.order_writers, None);
+        assert_eq!(settings.redis_key_prefix, "commerce:");
+        assert_eq!(settings.time_zone, chrono_tz::Asia::Seoul);
+        assert_eq!(settings.log_format, LogFormat::Text);
+        settings.validate().expect("the defaults are consistent");
     }
 }
