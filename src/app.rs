@@ -1,6 +1,7 @@
 //! The application: builds everything from [`Settings`], binds the listener, and serves until
 //! stopped (Ctrl-C, SIGTERM, or the handle's token for tests).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -19,12 +20,12 @@ use crate::config::Settings;
 use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
 use crate::graphql::documents::Documents;
-use crate::graphql::limits::DocumentLimits;
 use crate::graphql::{QueryLimits, build_schema};
 use crate::http::limits::MutationLimits;
 use crate::http::{HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
+use crate::infra::redis::RedisConnection;
 use crate::ordering::announce::Announcer;
 use crate::ordering::model::OrderSettings;
 use crate::ordering::service::OrderingService;
@@ -55,192 +56,40 @@ pub struct Application {
 
 impl Application {
     /// Validates the settings, connects and migrates the database (seeding demo data into the
-    /// embedded default), connects Redis when set, and binds the listener.
+    /// embedded default), connects Redis when set, starts the services and their workers, and
+    /// binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
-        // the metrics recorder is process-wide: install it before anything records
-        crate::observability::prometheus();
-        crate::infra::meters::register(
-            crate::graphql::business_outcomes(),
-            crate::verification::INVARIANTS.map(crate::verification::Invariant::name),
-        );
-        let mut db = Database::connect(
-            settings.database_url(),
-            settings.db_max_connections(),
-            settings.db_acquire_timeout(),
-        )
-        .await
-        .context("cannot connect to DATABASE_URL")?;
-        db.migrate().await.context("cannot migrate the database")?;
-        if settings.is_embedded_default() && crate::seed::seed_demo(&db).await? {
-            tracing::info!("seeded the embedded database with the demo data");
-        }
-        // keys, scripts and channels of this database only, whatever prefix another shares
-        let namespace = format!(
-            "{}{}:",
-            settings.redis_key_prefix,
-            db.installation_id()
-                .await
-                .context("cannot read the installation id")?
-        );
-        let servers = settings.redis_servers()?;
-        let redis = match &servers {
-            Some(servers) => Some(
-                servers
-                    .connect(Some(crate::infra::redis::RESPONSE_TIMEOUT))
-                    .await
-                    .context("cannot connect to REDIS_URL")?,
-            ),
-            None => None,
-        };
-        let shutdown = CancellationToken::new();
-        let workers = TaskTracker::new();
-        let replica_urls = settings.database_read_urls();
-        if !replica_urls.is_empty() {
-            let replicas = db
-                .connect_replicas(
-                    &replica_urls,
-                    settings.db_max_connections(),
-                    settings.replica_max_lag(),
-                )
-                .await
-                .context("cannot use DATABASE_READ_URL")?;
-            workers.spawn(replicas.monitor(shutdown.clone()));
-        }
-        let bus = match servers {
-            Some(servers) => EventBus::redis(
-                servers,
-                format!("{namespace}events"),
-                EVENT_BUFFER,
-                shutdown.clone(),
-            ),
-            None => EventBus::in_process(EVENT_BUFFER),
-        };
-        let shared_cache = redis.clone().map(|conn| (conn, namespace.clone()));
-        let ranking = RankingService::new(
-            db.clone(),
-            settings.time_zone,
-            shared_cache,
-            bus.clone(),
-            settings.ranking_refresh(),
-        );
-        let deliveries = OutboxSignal::default();
-        let breaker = match RelaySettings::from_settings(&settings) {
-            Some(relay_settings) => {
-                let breaker = Arc::new(Mutex::new(CircuitBreaker::new(
-                    relay_settings.breaker_threshold,
-                    relay_settings.breaker_cool_down,
-                )));
-                let relay = Relay::new(db.clone(), relay_settings, breaker.clone())
-                    .context("cannot build the HTTP client for DATA_PLATFORM_URL")?;
-                workers.spawn(relay.run(deliveries.clone(), shutdown.clone()));
-                Some(breaker)
-            }
-            None => {
-                tracing::warn!(
-                    "DATA_PLATFORM_URL is not set: outbox events stay PENDING until it is"
-                );
-                None
-            }
-        };
-        let outbox = OutboxService::new(db.clone(), breaker, deliveries.clone());
-        let ordering = OrderingService::new(
-            db.clone(),
-            Announcer::new(bus.clone(), ranking.sales_signal(), deliveries),
-            OrderSettings {
-                pending_ttl: settings.order_ttl(),
-                time_zone: settings.time_zone,
-            },
-            settings.order_batches(),
-        )
-        .context("cannot start the order writer")?;
-        workers.spawn(crate::ordering::expiry::run(
-            ordering.clone(),
-            settings.order_expiry_sweep(),
-            shutdown.clone(),
-        ));
-        if let Some(every) = settings.verify_interval() {
-            workers.spawn(crate::verification::worker::run(
-                db.clone(),
-                every,
-                shutdown.clone(),
-            ));
-        }
-        workers.spawn(crate::ranking::worker::run(
-            ranking.clone(),
-            bus.clone(),
-            shutdown.clone(),
-        ));
-        let gate = match &redis {
-            Some(conn) => CouponGate::redis(conn.clone(), &namespace),
-            None => CouponGate::in_process(),
-        };
-        let state = AppState {
-            coupons: CouponService::new(db.clone(), gate)
-                .context("cannot start the coupon writer")?,
-            outbox,
-            ordering,
-            ranking,
-            users: UserService::new(db.clone()),
-            balance: BalanceService::new(
-                db.clone(),
-                BalanceLimits {
-                    max_charge: settings.max_charge_amount,
-                    max_balance: settings.max_balance,
-                },
-            ),
-            catalog: CatalogService::new(db.clone(), bus.clone()),
-            db: db.clone(),
-            redis,
-            bus,
-        };
-        let schema = build_schema(
-            state.clone(),
-            QueryLimits {
-                document: DocumentLimits::from_settings(&settings),
-                max_complexity: settings.max_query_complexity as usize,
-                disable_introspection: settings.disable_introspection,
-            },
-        );
+        install_metrics();
+        let background = Background::default();
+        let db = open_database(&settings, &background).await?;
+        let shared = Shared::connect(&settings, &db, &background).await?;
+        let state = start_services(&settings, db.clone(), &shared, &background)?;
         let connections = TaskTracker::new();
-        let documents = Documents::new(state.redis.clone().map(|conn| (conn, namespace.clone())));
+        let query_limits = QueryLimits::from_settings(&settings);
         let http_state = HttpState {
-            schema,
+            schema: build_schema(state.clone(), query_limits),
             app: state,
             auth: Authenticator::new(
                 settings.effective_auth_mode(),
                 settings.jwt_secret.as_ref().map(|s| s.expose()),
             ),
-            limits: HttpLimits {
-                max_body_bytes: settings.max_body_bytes as usize,
-                document: DocumentLimits::from_settings(&settings),
-                max_batch: settings.max_batch as usize,
-                ws_init_timeout: settings.ws_init_timeout(),
-                ws_max_connections: settings.ws_max_connections,
-                ws_max_subscriptions: settings.ws_max_subscriptions as usize,
-                request_timeout: Duration::from_secs(settings.request_timeout_secs),
-            },
-            mutation_limits: MutationLimits::new(
-                settings.rate_limit_user_per_sec,
-                settings.rate_limit_user_burst,
-                settings.rate_limit_ip_per_sec,
-                settings.rate_limit_ip_burst,
-            ),
+            limits: HttpLimits::from_settings(&settings, query_limits.document),
+            mutation_limits: MutationLimits::from_settings(&settings),
             allowed_origins: settings.allowed_origins(),
-            documents,
-            shutdown: shutdown.clone(),
+            documents: Documents::new(shared.cache()),
+            shutdown: background.shutdown.clone(),
             connections: connections.clone(),
             open_sockets: Arc::new(AtomicU64::new(0)),
         };
         let listener = bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND {}", settings.bind))?;
-        let local_addr = listener.local_addr()?;
         Ok(Self {
+            local_addr: listener.local_addr()?,
             listener,
-            local_addr,
             router: router(http_state),
-            shutdown,
-            workers,
+            shutdown: background.shutdown,
+            workers: background.workers,
             connections,
             grace: Duration::from_secs(settings.shutdown_grace_secs),
             db,
@@ -301,6 +150,185 @@ impl Application {
             }
         }
     }
+}
+
+/// The workers that run beside the requests, and what stops them.
+#[derive(Default)]
+struct Background {
+    shutdown: CancellationToken,
+    workers: TaskTracker,
+}
+
+impl Background {
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.workers.spawn(work);
+    }
+}
+
+/// The metrics recorder is process-wide: installed before anything records, with every alerted
+/// series at zero.
+fn install_metrics() {
+    crate::observability::prometheus();
+    crate::infra::meters::register(
+        crate::graphql::business_outcomes(),
+        crate::verification::INVARIANTS.map(crate::verification::Invariant::name),
+    );
+}
+
+/// The database, migrated (and seeded when it is the embedded default), with its read replicas
+/// watched when there are any.
+async fn open_database(settings: &Settings, background: &Background) -> anyhow::Result<Database> {
+    let mut db = Database::connect(
+        settings.database_url(),
+        settings.db_max_connections(),
+        settings.db_acquire_timeout(),
+    )
+    .await
+    .context("cannot connect to DATABASE_URL")?;
+    db.migrate().await.context("cannot migrate the database")?;
+    if settings.is_embedded_default() && crate::seed::seed_demo(&db).await? {
+        tracing::info!("seeded the embedded database with the demo data");
+    }
+    let replica_urls = settings.database_read_urls();
+    if !replica_urls.is_empty() {
+        let replicas = db
+            .connect_replicas(
+                &replica_urls,
+                settings.db_max_connections(),
+                settings.replica_max_lag(),
+            )
+            .await
+            .context("cannot use DATABASE_READ_URL")?;
+        background.spawn(replicas.monitor(background.shutdown.clone()));
+    }
+    Ok(db)
+}
+
+/// What instances share besides the database: Redis (when set) under this database's namespace,
+/// and the event bus (through Redis, else in-process).
+struct Shared {
+    /// Keys, scripts and channels of this database only, whatever prefix another shares.
+    namespace: String,
+    redis: Option<RedisConnection>,
+    bus: EventBus,
+}
+
+impl Shared {
+    async fn connect(
+        settings: &Settings,
+        db: &Database,
+        background: &Background,
+    ) -> anyhow::Result<Self> {
+        let installation = db
+            .installation_id()
+            .await
+            .context("cannot read the installation id")?;
+        let namespace = format!("{}{installation}:", settings.redis_key_prefix);
+        let Some(servers) = settings.redis_servers()? else {
+            return Ok(Self {
+                namespace,
+                redis: None,
+                bus: EventBus::in_process(EVENT_BUFFER),
+            });
+        };
+        let redis = servers
+            .connect(Some(crate::infra::redis::RESPONSE_TIMEOUT))
+            .await
+            .context("cannot connect to REDIS_URL")?;
+        let channel = format!("{namespace}events");
+        let bus = EventBus::redis(servers, channel, EVENT_BUFFER, background.shutdown.clone());
+        Ok(Self {
+            namespace,
+            redis: Some(redis),
+            bus,
+        })
+    }
+
+    /// Redis and this database's namespace in it, for the caches shared between instances.
+    fn cache(&self) -> Option<(RedisConnection, String)> {
+        let redis = self.redis.clone()?;
+        Some((redis, self.namespace.clone()))
+    }
+}
+
+/// The relay to the data platform, started when one is configured; its circuit breaker.
+fn start_relay(
+    settings: &Settings,
+    db: &Database,
+    deliveries: &OutboxSignal,
+    background: &Background,
+) -> anyhow::Result<Option<Arc<Mutex<CircuitBreaker>>>> {
+    let Some(relay_settings) = RelaySettings::from_settings(settings) else {
+        tracing::warn!("DATA_PLATFORM_URL is not set: outbox events stay PENDING until it is");
+        return Ok(None);
+    };
+    let breaker = Arc::new(Mutex::new(CircuitBreaker::new(
+        relay_settings.breaker_threshold,
+        relay_settings.breaker_cool_down,
+    )));
+    let relay = Relay::new(db.clone(), relay_settings, breaker.clone())
+        .context("cannot build the HTTP client for DATA_PLATFORM_URL")?;
+    background.spawn(relay.run(deliveries.clone(), background.shutdown.clone()));
+    Ok(Some(breaker))
+}
+
+/// Every domain's service, with the workers they need (the relay, order expiry, the ranking's
+/// refresh, the periodic verification).
+fn start_services(
+    settings: &Settings,
+    db: Database,
+    shared: &Shared,
+    background: &Background,
+) -> anyhow::Result<AppState> {
+    let (bus, shutdown) = (&shared.bus, &background.shutdown);
+    let ranking = RankingService::new(
+        db.clone(),
+        settings.time_zone,
+        shared.cache(),
+        bus.clone(),
+        settings.ranking_refresh(),
+    );
+    background.spawn(crate::ranking::worker::run(
+        ranking.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
+    let deliveries = OutboxSignal::default();
+    let breaker = start_relay(settings, &db, &deliveries, background)?;
+    let outbox = OutboxService::new(db.clone(), breaker, deliveries.clone());
+    let announcer = Announcer::new(bus.clone(), ranking.sales_signal(), deliveries);
+    let ordering = OrderingService::new(
+        db.clone(),
+        announcer,
+        OrderSettings::from_settings(settings),
+        settings.order_batches(),
+    )
+    .context("cannot start the order writer")?;
+    background.spawn(crate::ordering::expiry::run(
+        ordering.clone(),
+        settings.order_expiry_sweep(),
+        shutdown.clone(),
+    ));
+    if let Some(every) = settings.verify_interval() {
+        let verifying = crate::verification::worker::run(db.clone(), every, shutdown.clone());
+        background.spawn(verifying);
+    }
+    let gate = match &shared.redis {
+        Some(conn) => CouponGate::redis(conn.clone(), &shared.namespace),
+        None => CouponGate::in_process(),
+    };
+    Ok(AppState {
+        coupons: CouponService::new(db.clone(), gate).context("cannot start the coupon writer")?,
+        outbox,
+        ordering,
+        ranking,
+        users: UserService::new(db.clone()),
+        balance: BalanceService::new(db.clone(), BalanceLimits::from_settings(settings)),
+        catalog: CatalogService::new(db.clone(), bus.clone()),
+        db,
+        redis: shared.redis.clone(),
+        bus: bus.clone(),
+    })
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -26,6 +26,15 @@ pub struct BalanceLimits {
     pub max_balance: i64,
 }
 
+impl BalanceLimits {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            max_charge: settings.max_charge_amount,
+            max_balance: settings.max_balance,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BalanceService {
     db: Database,

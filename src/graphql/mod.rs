@@ -94,6 +94,16 @@ pub struct QueryLimits {
     pub disable_introspection: bool,
 }
 
+impl QueryLimits {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            document: DocumentLimits::from_settings(settings),
+            max_complexity: settings.max_query_complexity as usize,
+            disable_introspection: settings.disable_introspection,
+        }
+    }
+}
+
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),

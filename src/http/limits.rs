@@ -41,11 +41,15 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl MutationLimits {
-    /// A zero rate turns that limit off.
-    pub fn new(user_per_sec: u32, user_burst: u32, ip_per_sec: u32, ip_burst: u32) -> Self {
+    /// The limits of `RATE_LIMIT_USER_*` and `RATE_LIMIT_IP_*`; a zero rate turns that limit
+    /// off.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
-            per_user: limiter(user_per_sec, user_burst),
-            per_ip: limiter(ip_per_sec, ip_burst),
+            per_user: limiter(
+                settings.rate_limit_user_per_sec,
+                settings.rate_limit_user_burst,
+            ),
+            per_ip: limiter(settings.rate_limit_ip_per_sec, settings.rate_limit_ip_burst),
             checks: Arc::new(AtomicU64::new(0)),
         }
     }

@@ -72,6 +72,24 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
+impl HttpLimits {
+    /// The transport's limits, with the document limits every operation is inspected against.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        document: crate::graphql::limits::DocumentLimits,
+    ) -> Self {
+        Self {
+            max_body_bytes: settings.max_body_bytes as usize,
+            document,
+            max_batch: settings.max_batch as usize,
+            ws_init_timeout: settings.ws_init_timeout(),
+            ws_max_connections: settings.ws_max_connections,
+            ws_max_subscriptions: settings.ws_max_subscriptions as usize,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+        }
+    }
+}
+
 /// The application's router.
 pub fn router(state: HttpState) -> Router {
     let body_limit = state.limits.max_body_bytes;

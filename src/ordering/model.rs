@@ -16,6 +16,15 @@ pub struct OrderSettings {
     pub time_zone: Tz,
 }
 
+impl OrderSettings {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            pending_ttl: settings.order_ttl(),
+            time_zone: settings.time_zone,
+        }
+    }
+}
+
 /// Why one line of an order cannot be served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LineProblem {
