@@ -172,17 +172,9 @@ pub async fn graphql_post(
         Ok(viewer) => viewer,
         Err(err) => return auth_refusal(&err, format),
     };
-    // decided by the first byte: serde would read `[]` as a single request with no query
-    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let parsed = if is_batch {
-        serde_json::from_slice::<Vec<Request>>(&body).map(BatchRequest::Batch)
-    } else {
-        serde_json::from_slice::<Request>(&body).map(BatchRequest::Single)
-    };
-    let batch = match parsed {
-        Ok(batch) => batch,
-        Err(err) => {
-            let message = format!("the body is not a GraphQL request: {err}");
+    let (single, requests) = match read_body(&body, state.limits.max_batch) {
+        Ok(read) => read,
+        Err(message) => {
             return refusal(
                 StatusCode::BAD_REQUEST,
                 TopLevelCode::BadRequest,
@@ -190,31 +182,6 @@ pub async fn graphql_post(
                 format,
             );
         }
-    };
-    if let BatchRequest::Batch(requests) = &batch
-        && (requests.is_empty() || requests.len() > state.limits.max_batch)
-    {
-        let message = format!(
-            "a batch must hold 1 to {} operations",
-            state.limits.max_batch
-        );
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            TopLevelCode::BadRequest,
-            &message,
-            format,
-        );
-    }
-    let has_no_document = match &batch {
-        BatchRequest::Single(request) => lacks_document(request),
-        BatchRequest::Batch(requests) => requests.iter().any(lacks_document),
-    };
-    if has_no_document {
-        return no_document(format);
-    }
-    let (single, requests) = match batch {
-        BatchRequest::Single(request) => (true, vec![request]),
-        BatchRequest::Batch(requests) => (false, requests),
     };
     let request_id = request_id(&headers);
     let admitted = admit(
@@ -235,6 +202,30 @@ pub async fn graphql_post(
         BatchResponse::Batch(responses)
     };
     respond(response, format)
+}
+
+/// The operations of a POST body, and whether it was a single one (not a batch); or why the body
+/// is not a GraphQL request.
+fn read_body(body: &[u8], max_batch: usize) -> Result<(bool, Vec<Request>), String> {
+    // decided by the first byte: serde would read `[]` as a single request with no query
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_batch {
+        serde_json::from_slice::<Vec<Request>>(body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<Request>(body).map(BatchRequest::Single)
+    };
+    let (single, requests) = match parsed {
+        Ok(BatchRequest::Single(request)) => (true, vec![request]),
+        Ok(BatchRequest::Batch(requests)) => (false, requests),
+        Err(err) => return Err(format!("the body is not a GraphQL request: {err}")),
+    };
+    if !single && (requests.is_empty() || requests.len() > max_batch) {
+        return Err(format!("a batch must hold 1 to {max_batch} operations"));
+    }
+    if requests.iter().any(lacks_document) {
+        return Err(NO_DOCUMENT.to_owned());
+    }
+    Ok((single, requests))
 }
 
 /// `GET /graphql?query=...`: queries only.
@@ -286,11 +277,13 @@ fn lacks_document(request: &Request) -> bool {
     request.query.is_empty() && !request.extensions.contains_key("persistedQuery")
 }
 
+const NO_DOCUMENT: &str = "the request has no `query` (nor a persistedQuery hash)";
+
 fn no_document(format: ResponseFormat) -> Response {
     refusal(
         StatusCode::BAD_REQUEST,
         TopLevelCode::BadRequest,
-        "the request has no `query` (nor a persistedQuery hash)",
+        NO_DOCUMENT,
         format,
     )
 }

@@ -263,60 +263,7 @@ impl Connection {
             }
             ClientMessage::Pong {} => Ok(()),
             ClientMessage::Subscribe { id, payload } => {
-                let Some(viewer) = self.viewer else {
-                    return Err(Some(Close(4401, "Unauthorized")));
-                };
-                if self.running.contains_key(&id) {
-                    return Err(Some(Close(4409, "Subscriber for this id already exists")));
-                }
-                if self.running.len() >= self.state.limits.ws_max_subscriptions {
-                    let error = top_level::error(
-                        TopLevelCode::RateLimited,
-                        "too many operations on this connection",
-                    );
-                    return send(
-                        socket,
-                        json!({ "type": "error", "id": id, "payload": [error] }),
-                    )
-                    .await;
-                }
-                let admitted = admit(
-                    &self.state,
-                    vec![*payload],
-                    viewer,
-                    self.peer,
-                    self.request_id.clone(),
-                    Carrier::Socket,
-                );
-                let admitted = match admitted.await {
-                    Ok(admitted) => admitted,
-                    Err(refused) => {
-                        let error =
-                            json!({ "type": "error", "id": id, "payload": [refused.error()] });
-                        return send(socket, error).await;
-                    }
-                };
-                let mutation = admitted.writes;
-                let (state, outbound, op_id) = (self.state.clone(), outbound.clone(), id.clone());
-                let serving = admitted.serve_one(&self.state, |request| {
-                    execute(state, op_id, request, outbound)
-                });
-                let serving = match serving {
-                    Ok(serving) => serving,
-                    Err(refused) => {
-                        let error = json!({ "type": "error", "id": id, "payload": [refused] });
-                        return send(socket, error).await;
-                    }
-                };
-                let task = tokio::spawn(serving);
-                self.running.insert(
-                    id,
-                    Running {
-                        task: task.abort_handle(),
-                        mutation,
-                    },
-                );
-                Ok(())
+                self.subscribe(id, *payload, outbound, socket).await
             }
             ClientMessage::Complete { id } => {
                 if let Some(running) = self.running.remove(&id) {
@@ -325,6 +272,59 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Starts the operation of a `subscribe` message, or answers it with an `error` message.
+    async fn subscribe(
+        &mut self,
+        id: String,
+        payload: Request,
+        outbound: &mpsc::Sender<Outbound>,
+        socket: &mut WebSocket,
+    ) -> Result<(), Option<Close>> {
+        let Some(viewer) = self.viewer else {
+            return Err(Some(Close(4401, "Unauthorized")));
+        };
+        if self.running.contains_key(&id) {
+            return Err(Some(Close(4409, "Subscriber for this id already exists")));
+        }
+        if self.running.len() >= self.state.limits.ws_max_subscriptions {
+            let error = top_level::error(
+                TopLevelCode::RateLimited,
+                "too many operations on this connection",
+            );
+            return send_error(socket, &id, error).await;
+        }
+        let admitted = admit(
+            &self.state,
+            vec![payload],
+            viewer,
+            self.peer,
+            self.request_id.clone(),
+            Carrier::Socket,
+        );
+        let admitted = match admitted.await {
+            Ok(admitted) => admitted,
+            Err(refused) => return send_error(socket, &id, refused.error()).await,
+        };
+        let mutation = admitted.writes;
+        let (state, outbound, op_id) = (self.state.clone(), outbound.clone(), id.clone());
+        let serving = admitted.serve_one(&self.state, |request| {
+            execute(state, op_id, request, outbound)
+        });
+        let serving = match serving {
+            Ok(serving) => serving,
+            Err(refused) => return send_error(socket, &id, refused).await,
+        };
+        let task = tokio::spawn(serving);
+        self.running.insert(
+            id,
+            Running {
+                task: task.abort_handle(),
+                mutation,
+            },
+        );
+        Ok(())
     }
 
     /// The viewer for a `connection_init` payload (else the upgrade request's headers); wrong
@@ -385,6 +385,19 @@ async fn send(socket: &mut WebSocket, message: Value) -> Result<(), Option<Close
         .send(Message::Text(message.to_string().into()))
         .await
         .map_err(|_| None)
+}
+
+/// Answers the operation `id` with an `error` message holding `error`.
+async fn send_error(
+    socket: &mut WebSocket,
+    id: &str,
+    error: async_graphql::ServerError,
+) -> Result<(), Option<Close>> {
+    send(
+        socket,
+        json!({ "type": "error", "id": id, "payload": [error] }),
+    )
+    .await
 }
 
 /// Counts a running operation in `commerce_subscriptions_active` for as long as it lives (also when
