@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{idempotency_key, order, order_item};
 use sea_orm::{ConnectionTrait, DbErr};
 use serde::{Deserialize, Serialize};
@@ -151,52 +151,7 @@ pub async fn apply(
     let locking_started = Instant::now();
     let (mut working, stored) = lock_and_read(conn, commands).await?;
     let locking = locking_started.elapsed();
-    let mut effects = Effects::default();
-    let mut answers: Vec<Answer> = Vec::with_capacity(commands.len());
-    // keys taken by accepted commands of this batch: a repeat gets their order
-    let mut claimed: HashMap<(i64, String), usize> = HashMap::new();
-    for (index, command) in commands.iter().enumerate() {
-        let answer = if let Command::Pay {
-            user_id, order_id, ..
-        } = command
-            && working
-                .orders
-                .get(order_id)
-                .is_none_or(|o| o.user_id != *user_id)
-        {
-            Answer::Refused(OrderError::OrderNotFound)
-        } else if let Some(answer) = replayed(command, commands, &stored, &claimed) {
-            answer
-        } else {
-            let decided = match command {
-                Command::Place {
-                    user_id,
-                    request,
-                    payment,
-                    ..
-                } => place(
-                    &mut working,
-                    &mut effects,
-                    index,
-                    *user_id,
-                    request,
-                    *payment,
-                    now,
-                ),
-                Command::Pay { order_id, .. } => {
-                    pay(&mut working, &mut effects, index, *order_id, now)
-                }
-            };
-            if decided.is_ok()
-                && let Some(request) = command.idempotency()
-            {
-                claimed.insert((request.user_id, request.key.clone()), index);
-            }
-            decided.unwrap_or_else(Answer::Refused)
-        };
-        answers.push(answer);
-    }
-
+    let (effects, mut answers) = decide_all(commands, &mut working, &stored, now);
     let (placed, mut stored_orders) = write(conn, &effects, &working, now, settings).await?;
     // every other order answered with (paid, replayed), as stored
     let mut wanted: Vec<i64> = vec![];
@@ -239,6 +194,71 @@ pub async fn apply(
         refunded: 0,
         sales_changed: !paid.is_empty(),
     };
+    let outcomes = outcomes_of(answers, &stored_orders);
+    Ok(Applied {
+        outcomes,
+        aftermath,
+        locking,
+    })
+}
+
+/// Decides every command in turn on the rows as the earlier ones left them: what they change,
+/// and how each is answered.
+fn decide_all(
+    commands: &[Command],
+    working: &mut Working,
+    stored: &StoredKeys,
+    now: DateTime<Utc>,
+) -> (Effects, Vec<Answer>) {
+    let mut effects = Effects::default();
+    let mut answers: Vec<Answer> = Vec::with_capacity(commands.len());
+    // keys taken by accepted commands of this batch: a repeat gets their order
+    let mut claimed: HashMap<(i64, String), usize> = HashMap::new();
+    for (index, command) in commands.iter().enumerate() {
+        let answer = if let Command::Pay {
+            user_id, order_id, ..
+        } = command
+            && working
+                .orders
+                .get(order_id)
+                .is_none_or(|o| o.user_id != *user_id)
+        {
+            Answer::Refused(OrderError::OrderNotFound)
+        } else if let Some(answer) = replayed(command, commands, stored, &claimed) {
+            answer
+        } else {
+            let decided = match command {
+                Command::Place {
+                    user_id,
+                    request,
+                    payment,
+                    ..
+                } => place(
+                    working,
+                    &mut effects,
+                    index,
+                    *user_id,
+                    request,
+                    *payment,
+                    now,
+                ),
+                Command::Pay { order_id, .. } => pay(working, &mut effects, index, *order_id, now),
+            };
+            if decided.is_ok()
+                && let Some(request) = command.idempotency()
+            {
+                claimed.insert((request.user_id, request.key.clone()), index);
+            }
+            decided.unwrap_or_else(Answer::Refused)
+        };
+        answers.push(answer);
+    }
+
+    (effects, answers)
+}
+
+/// The outcome of each command: its order as stored, or why it was refused.
+fn outcomes_of(answers: Vec<Answer>, stored_orders: &HashMap<i64, order::Model>) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(answers.len());
     for answer in answers {
         let outcome = match answer {
@@ -251,11 +271,7 @@ pub async fn apply(
         };
         outcomes.push(outcome);
     }
-    Ok(Applied {
-        outcomes,
-        aftermath,
-        locking,
-    })
+    outcomes
 }
 
 pub(super) type StoredKeys = HashMap<(i64, String), idempotency_key::Model>;
