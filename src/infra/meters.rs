@@ -109,6 +109,91 @@ const COUNTERS: [(&str, &str); 6] = [
     ),
 ];
 
+/// Counters whose series are labelled as they come (described, not zeroed here).
+const LABELLED_COUNTERS: &[(&str, &str)] = &[
+    (
+        GRAPHQL_REQUESTS,
+        "GraphQL requests by operation and outcome",
+    ),
+    (
+        BUSINESS_OUTCOMES,
+        "mutation outcomes: OK or the user error code",
+    ),
+    (
+        BATCH_SHED,
+        "commands a batch writer refused unapplied: its queue was past its bound",
+    ),
+];
+
+/// Every gauge, with its unit.
+const GAUGES: &[(&str, Option<metrics::Unit>, &str)] = &[
+    (OUTBOX_PENDING, None, "outbox events waiting for delivery"),
+    (OUTBOX_FAILED, None, "outbox events given up on (FAILED)"),
+    (
+        OUTBOX_OLDEST_PENDING_AGE,
+        Some(metrics::Unit::Seconds),
+        "age of the oldest PENDING outbox event",
+    ),
+    (
+        OUTBOX_BREAKER_STATE,
+        None,
+        "data platform circuit breaker: 0 closed, 1 half-open, 2 open",
+    ),
+    (
+        DATA_PLATFORM_MISCONFIGURED,
+        None,
+        "1 while the data platform answers 401/403/404/405 to every event",
+    ),
+    (DB_POOL_CONNECTIONS, None, "database connections by state"),
+    (DB_STATEMENTS, None, "SQL statements executed since start"),
+    (WEBSOCKET_CONNECTIONS, None, "open WebSocket connections"),
+    (SUBSCRIPTIONS_ACTIVE, None, "running subscriptions"),
+    (
+        REPLICA_LAG,
+        Some(metrics::Unit::Seconds),
+        "how far each read replica's replay is behind the primary",
+    ),
+    (
+        REPLICA_USABLE,
+        None,
+        "1 while a read replica serves reads, 0 while it is skipped",
+    ),
+    (
+        VERIFY_VIOLATIONS,
+        None,
+        "rows breaking each invariant at the last periodic verification",
+    ),
+    (
+        VERIFY_LAST_RUN,
+        Some(metrics::Unit::Seconds),
+        "when the last periodic verification finished (Unix time)",
+    ),
+    (
+        VERIFY_DURATION,
+        Some(metrics::Unit::Seconds),
+        "how long the last periodic verification took",
+    ),
+];
+
+/// Every histogram, with its unit.
+const HISTOGRAMS: &[(&str, Option<metrics::Unit>, &str)] = &[
+    (
+        GRAPHQL_REQUEST_DURATION,
+        Some(metrics::Unit::Seconds),
+        "GraphQL request latency",
+    ),
+    (
+        BATCH_SIZE,
+        None,
+        "commands per transaction of a batch writer",
+    ),
+    (
+        BATCH_LOCK_WAIT,
+        Some(metrics::Unit::Seconds),
+        "time a batch writer's transaction took to lock its rows (long: another held them)",
+    ),
+];
+
 /// Describes every metric and zeroes the counters whose series are all known.
 /// `outcomes`: every (mutation, outcome) pair of `commerce_business_outcomes_total`;
 /// `invariants`: every `invariant` label of `commerce_verify_violations`.
@@ -116,66 +201,30 @@ pub fn register(
     outcomes: impl IntoIterator<Item = (&'static str, &'static str)>,
     invariants: impl IntoIterator<Item = &'static str>,
 ) {
-    describe_counter!(
-        GRAPHQL_REQUESTS,
-        "GraphQL requests by operation and outcome"
-    );
-    describe_histogram!(
-        GRAPHQL_REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "GraphQL request latency"
-    );
-    describe_counter!(
-        BUSINESS_OUTCOMES,
-        "mutation outcomes: OK or the user error code"
-    );
-    describe_gauge!(OUTBOX_PENDING, "outbox events waiting for delivery");
-    describe_gauge!(OUTBOX_FAILED, "outbox events given up on (FAILED)");
-    describe_gauge!(
-        OUTBOX_OLDEST_PENDING_AGE,
-        metrics::Unit::Seconds,
-        "age of the oldest PENDING outbox event"
-    );
-    describe_gauge!(
-        OUTBOX_BREAKER_STATE,
-        "data platform circuit breaker: 0 closed, 1 half-open, 2 open"
-    );
-    describe_gauge!(
-        DATA_PLATFORM_MISCONFIGURED,
-        "1 while the data platform answers 401/403/404/405 to every event"
-    );
-    describe_gauge!(DB_POOL_CONNECTIONS, "database connections by state");
-    describe_gauge!(DB_STATEMENTS, "SQL statements executed since start");
-    describe_histogram!(BATCH_SIZE, "commands per transaction of a batch writer");
-    describe_histogram!(
-        BATCH_LOCK_WAIT,
-        metrics::Unit::Seconds,
-        "time a batch writer's transaction took to lock its rows (long: another held them)"
-    );
-    describe_counter!(
-        BATCH_SHED,
-        "commands a batch writer refused unapplied: its queue was past its bound"
-    );
+    for (name, help) in LABELLED_COUNTERS {
+        describe_counter!(*name, *help);
+    }
+    for (name, unit, help) in GAUGES {
+        match unit {
+            Some(unit) => describe_gauge!(*name, *unit, *help),
+            None => describe_gauge!(*name, *help),
+        }
+    }
+    for (name, unit, help) in HISTOGRAMS {
+        match unit {
+            Some(unit) => describe_histogram!(*name, *unit, *help),
+            None => describe_histogram!(*name, *help),
+        }
+    }
     for writer in ["orders", "coupons"] {
         metrics::counter!(BATCH_SHED, "writer" => writer).increment(0);
     }
-    describe_gauge!(WEBSOCKET_CONNECTIONS, "open WebSocket connections");
-    describe_gauge!(SUBSCRIPTIONS_ACTIVE, "running subscriptions");
     describe_counter!(OUTBOX_DELIVERIES.name, "data platform delivery attempts");
     describe_counter!(RANKING_CACHE.name, "top-sellers reads by cache result");
     describe_counter!(RATE_LIMITED.name, "mutations refused by a rate limit");
     describe_counter!(
         DB_READS.name,
         "queries that a read replica may serve, by where they ran"
-    );
-    describe_gauge!(
-        REPLICA_LAG,
-        metrics::Unit::Seconds,
-        "how far each read replica's replay is behind the primary"
-    );
-    describe_gauge!(
-        REPLICA_USABLE,
-        "1 while a read replica serves reads, 0 while it is skipped"
     );
     for (name, help) in COUNTERS {
         describe_counter!(name, help);
@@ -184,20 +233,6 @@ pub fn register(
     for family in FAMILIES {
         family.zero();
     }
-    describe_gauge!(
-        VERIFY_VIOLATIONS,
-        "rows breaking each invariant at the last periodic verification"
-    );
-    describe_gauge!(
-        VERIFY_LAST_RUN,
-        metrics::Unit::Seconds,
-        "when the last periodic verification finished (Unix time)"
-    );
-    describe_gauge!(
-        VERIFY_DURATION,
-        metrics::Unit::Seconds,
-        "how long the last periodic verification took"
-    );
     metrics::gauge!(SUBSCRIPTIONS_ACTIVE).increment(0.0);
     for invariant in invariants {
         metrics::gauge!(VERIFY_VIOLATIONS, "invariant" => invariant).increment(0.0);
