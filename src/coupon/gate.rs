@@ -153,28 +153,7 @@ impl CouponGate {
     {
         match self {
             CouponGate::InProcess(events) => {
-                let mut events = events.lock().await;
-                let event = match events.entry(event_id) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(slot) => {
-                        let Some(snapshot) = snapshot().await else {
-                            return Verdict::Proceed { reserved: false };
-                        };
-                        slot.insert(LocalEvent {
-                            remaining: snapshot.remaining,
-                            exhausted: snapshot.remaining <= 0,
-                            users: snapshot.holders.into_iter().collect(),
-                        })
-                    }
-                };
-                if event.exhausted || event.remaining <= 0 {
-                    Verdict::Exhausted
-                } else if !event.users.insert(user_id) {
-                    Verdict::AlreadyIssued
-                } else {
-                    event.remaining -= 1;
-                    Verdict::Proceed { reserved: true }
-                }
+                admit_in_process(events, event_id, user_id, snapshot).await
             }
             CouponGate::Redis {
                 conn,
@@ -182,55 +161,8 @@ impl CouponGate {
                 exhausted,
                 rebuilding,
             } => {
-                if known_exhausted(exhausted, event_id) {
-                    return Verdict::Exhausted;
-                }
-                let keys = keys(prefix, event_id);
-                let mut conn = conn.clone();
-                let mut verdict = run_admit(&mut conn, &keys, user_id).await;
-                let _rebuilding = if verdict == Ok(3) {
-                    let turn = rebuilding.lock().await;
-                    // another request may have rebuilt it while this one waited
-                    verdict = run_admit(&mut conn, &keys, user_id).await;
-                    Some(turn)
-                } else {
-                    None
-                };
-                if verdict == Ok(3) {
-                    let Some(snapshot) = snapshot().await else {
-                        return Verdict::Proceed { reserved: false };
-                    };
-                    let mut build = BUILD.key(&keys[..4]);
-                    build
-                        .arg(snapshot.remaining)
-                        .arg(REBUILD_EVERY_SECS)
-                        .arg(KEY_TTL_SECS);
-                    for holder in &snapshot.holders {
-                        build.arg(*holder);
-                    }
-                    let built =
-                        tokio::time::timeout(REDIS_TIMEOUT, build.invoke_async::<i64>(&mut conn))
-                            .await;
-                    if !matches!(built, Ok(Ok(_))) {
-                        tracing::warn!("coupon gate: cannot rebuild in Redis; using the database");
-                        return Verdict::Proceed { reserved: false };
-                    }
-                    verdict = run_admit(&mut conn, &keys, user_id).await;
-                }
-                match verdict {
-                    Ok(0) => Verdict::Proceed { reserved: true },
-                    Ok(1) => Verdict::Exhausted,
-                    Ok(4) => {
-                        learn_exhausted(exhausted, event_id);
-                        Verdict::Exhausted
-                    }
-                    Ok(2) => Verdict::AlreadyIssued,
-                    Ok(_) => Verdict::Proceed { reserved: false },
-                    Err(err) => {
-                        tracing::warn!(error = %err, "coupon gate: Redis unavailable; using the database");
-                        Verdict::Proceed { reserved: false }
-                    }
-                }
+                let gate = (conn, prefix.as_str(), &**exhausted, &**rebuilding);
+                admit_in_redis(gate, event_id, user_id, snapshot).await
             }
         }
     }
@@ -294,6 +226,107 @@ impl CouponGate {
                     );
                 }
             }
+        }
+    }
+}
+
+/// [`CouponGate::admit`] with the gate in this process.
+async fn admit_in_process<F, Fut>(
+    events: &Mutex<HashMap<i64, LocalEvent>>,
+    event_id: i64,
+    user_id: i64,
+    snapshot: F,
+) -> Verdict
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<EventSnapshot>>,
+{
+    let mut events = events.lock().await;
+    let event = match events.entry(event_id) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => {
+            let Some(snapshot) = snapshot().await else {
+                return Verdict::Proceed { reserved: false };
+            };
+            slot.insert(LocalEvent {
+                remaining: snapshot.remaining,
+                exhausted: snapshot.remaining <= 0,
+                users: snapshot.holders.into_iter().collect(),
+            })
+        }
+    };
+    if event.exhausted || event.remaining <= 0 {
+        Verdict::Exhausted
+    } else if !event.users.insert(user_id) {
+        Verdict::AlreadyIssued
+    } else {
+        event.remaining -= 1;
+        Verdict::Proceed { reserved: true }
+    }
+}
+
+/// [`CouponGate::admit`] with the gate in Redis: its connection, key prefix, the events known
+/// exhausted, and the one rebuild at a time.
+async fn admit_in_redis<F, Fut>(
+    (conn, prefix, exhausted, rebuilding): (
+        &RedisConnection,
+        &str,
+        &RwLock<HashSet<i64>>,
+        &Mutex<()>,
+    ),
+    event_id: i64,
+    user_id: i64,
+    snapshot: F,
+) -> Verdict
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<EventSnapshot>>,
+{
+    if known_exhausted(exhausted, event_id) {
+        return Verdict::Exhausted;
+    }
+    let keys = keys(prefix, event_id);
+    let mut conn = conn.clone();
+    let mut verdict = run_admit(&mut conn, &keys, user_id).await;
+    let _rebuilding = if verdict == Ok(3) {
+        let turn = rebuilding.lock().await;
+        // another request may have rebuilt it while this one waited
+        verdict = run_admit(&mut conn, &keys, user_id).await;
+        Some(turn)
+    } else {
+        None
+    };
+    if verdict == Ok(3) {
+        let Some(snapshot) = snapshot().await else {
+            return Verdict::Proceed { reserved: false };
+        };
+        let mut build = BUILD.key(&keys[..4]);
+        build
+            .arg(snapshot.remaining)
+            .arg(REBUILD_EVERY_SECS)
+            .arg(KEY_TTL_SECS);
+        for holder in &snapshot.holders {
+            build.arg(*holder);
+        }
+        let built = tokio::time::timeout(REDIS_TIMEOUT, build.invoke_async::<i64>(&mut conn)).await;
+        if !matches!(built, Ok(Ok(_))) {
+            tracing::warn!("coupon gate: cannot rebuild in Redis; using the database");
+            return Verdict::Proceed { reserved: false };
+        }
+        verdict = run_admit(&mut conn, &keys, user_id).await;
+    }
+    match verdict {
+        Ok(0) => Verdict::Proceed { reserved: true },
+        Ok(1) => Verdict::Exhausted,
+        Ok(4) => {
+            learn_exhausted(exhausted, event_id);
+            Verdict::Exhausted
+        }
+        Ok(2) => Verdict::AlreadyIssued,
+        Ok(_) => Verdict::Proceed { reserved: false },
+        Err(err) => {
+            tracing::warn!(error = %err, "coupon gate: Redis unavailable; using the database");
+            Verdict::Proceed { reserved: false }
         }
     }
 }
