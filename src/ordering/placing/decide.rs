@@ -55,33 +55,7 @@ pub(super) fn place(
     payment: Payment,
     now: DateTime<Utc>,
 ) -> Result<Answer, OrderError> {
-    let problems: Vec<LineProblem> = request
-        .lines
-        .iter()
-        .filter_map(|line| match working.stock.get(&line.product_id) {
-            None => Some(LineProblem::ProductNotFound {
-                product_id: line.product_id,
-            }),
-            Some(&available) if available < line.quantity => Some(LineProblem::OutOfStock {
-                product_id: line.product_id,
-                requested: line.quantity,
-                available,
-            }),
-            Some(_) => None,
-        })
-        .collect();
-    if !problems.is_empty() {
-        return Err(OrderError::Lines(problems));
-    }
-    let lines: Vec<PricedLine> = request
-        .lines
-        .iter()
-        .map(|line| PricedLine {
-            product_id: line.product_id,
-            quantity: line.quantity,
-            unit_price: working.prices[&line.product_id],
-        })
-        .collect();
+    let lines = priced_lines(working, request)?;
     let subtotal: i64 = lines.iter().map(|l| l.quantity * l.unit_price).sum();
     let discount = match request.coupon_id {
         None => 0,
@@ -130,6 +104,38 @@ pub(super) fn place(
         },
     ));
     Ok(Answer::Order(placeholder(index)))
+}
+
+/// Every line of `request` at its product's price, or every line that cannot be served (a
+/// product that does not exist, or has fewer units than the line asks for).
+fn priced_lines(working: &Working, request: &OrderRequest) -> Result<Vec<PricedLine>, OrderError> {
+    let problems: Vec<LineProblem> = request
+        .lines
+        .iter()
+        .filter_map(|line| match working.stock.get(&line.product_id) {
+            None => Some(LineProblem::ProductNotFound {
+                product_id: line.product_id,
+            }),
+            Some(&available) if available < line.quantity => Some(LineProblem::OutOfStock {
+                product_id: line.product_id,
+                requested: line.quantity,
+                available,
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(OrderError::Lines(problems));
+    }
+    Ok(request
+        .lines
+        .iter()
+        .map(|line| PricedLine {
+            product_id: line.product_id,
+            quantity: line.quantity,
+            unit_price: working.prices[&line.product_id],
+        })
+        .collect())
 }
 
 /// Decides a payment of a (locked) PENDING order of the viewer's.
