@@ -280,3 +280,44 @@ pub fn failed_before_execution(response: &async_graphql::Response) -> bool {
         && !response.errors.is_empty()
         && response.errors.iter().all(|error| error.path.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Mutations whose outcomes are not counted: operators' tools, not business outcomes.
+    const NOT_COUNTED: &[&str] = &["retryFailedDeliveries"];
+
+    /// The fields of `type Mutation`, as introspection lists them.
+    async fn mutation_fields() -> BTreeSet<String> {
+        let schema = super::builder().finish();
+        let response = schema
+            .execute(r#"{ __type(name: "Mutation") { fields { name } } }"#)
+            .await
+            .into_result()
+            .expect("introspection answers");
+        let data = response.data.into_json().expect("JSON");
+        data["__type"]["fields"]
+            .as_array()
+            .expect("the fields")
+            .iter()
+            .map(|field| field["name"].as_str().expect("a name").to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_mutation_is_counted_or_said_not_to_be() {
+        let counted: BTreeSet<String> = super::business_outcomes()
+            .map(|(mutation, _)| mutation.to_owned())
+            .collect();
+        let mut expected = mutation_fields().await;
+        assert!(expected.len() >= 10, "{expected:?}");
+        for name in NOT_COUNTED {
+            assert!(expected.remove(*name), "{name} is not a mutation");
+        }
+        assert_eq!(
+            counted, expected,
+            "add a new mutation's Counted to its domain's COUNTED (and that to business_outcomes), or to NOT_COUNTED"
+        );
+    }
+}
