@@ -20,7 +20,6 @@ use crate::config::Settings;
 use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
 use crate::graphql::documents::Documents;
-use crate::graphql::{QueryLimits, build_schema};
 use crate::http::limits::MutationLimits;
 use crate::http::{HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
@@ -33,6 +32,7 @@ use crate::outbox::breaker::CircuitBreaker;
 use crate::outbox::relay::{OutboxSignal, Relay, RelaySettings};
 use crate::outbox::service::OutboxService;
 use crate::ranking::service::RankingService;
+use crate::schema::{QueryLimits, build_schema};
 use crate::state::AppState;
 use crate::users::service::UserService;
 
@@ -170,7 +170,7 @@ impl Background {
 fn install_metrics() {
     crate::observability::prometheus();
     crate::infra::meters::register(
-        crate::graphql::business_outcomes(),
+        crate::schema::business_outcomes(),
         crate::verification::INVARIANTS.map(crate::verification::Invariant::name),
     );
 }

@@ -37,6 +37,7 @@ pub mod observability;
 pub mod ordering;
 pub mod outbox;
 pub mod ranking;
+pub mod schema;
 pub mod seed;
 pub mod state;
 pub mod text;

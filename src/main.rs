@@ -118,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Schema => print!("{}", commerce::graphql::sdl()),
+        Command::Schema => print!("{}", commerce::schema::sdl()),
     }
     Ok(())
 }

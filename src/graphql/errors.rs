@@ -23,7 +23,6 @@ use crate::coupon::service::CouponService;
 use crate::error::{AppError, CommonError, InvalidInput, RETRY_AFTER_SECS};
 use crate::graphql::scalars::Won;
 use crate::infra::meters::BUSINESS_OUTCOMES;
-use crate::ranking::service::RankingService;
 
 /// Codes of the business outcomes reported in `userErrors`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]
@@ -157,12 +156,7 @@ impl OutOfStockError {
         let Some(product) = catalog.get(id).await.map_err(AppError::from)? else {
             return Ok(vec![]);
         };
-        let alternatives = ctx
-            .data_unchecked::<RankingService>()
-            .alternatives(product.id, &product.category, limit.clamp(1, 20) as u64)
-            .await
-            .map_err(AppError::from)?;
-        Ok(alternatives.into_iter().map(Product::from).collect())
+        Product::alternatives_to(ctx, product.id, &product.category, limit).await
     }
 }
 

@@ -21,10 +21,10 @@ use futures_util::future::join_all;
 use super::HttpState;
 use super::limits::Limited;
 use crate::auth::Viewer;
-use crate::graphql::prepare;
 use crate::graphql::top_level::{self, TopLevelCode};
 use crate::infra::meters::RATE_LIMITED;
 use crate::observability::RequestId;
+use crate::schema::prepare;
 
 /// What carried the operations: GET may not carry mutations.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -37,7 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Authenticator, Credentials, Viewer};
 use crate::error::AppError;
-use crate::graphql::AppSchema;
+use crate::schema::AppSchema;
 use crate::state::AppState;
 
 /// What the handlers share.

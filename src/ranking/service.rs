@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, RwLock, broadcast};
 
 use super::sales::sales_date;
 use super::snapshot::{MAX_ENTRIES, RankedProduct, RankingSnapshot};
+use crate::catalog::alternatives::Alternatives;
 use crate::infra::bus::{DomainEvent, EventBus};
 use crate::infra::db::Database;
 use crate::infra::meters::RANKING_CACHE;
@@ -376,10 +377,13 @@ impl RankingService {
             entries,
         })
     }
+}
 
+#[async_trait::async_trait]
+impl Alternatives for RankingService {
     /// In-stock products of `category` other than `product_id`, by units sold in the last three
     /// days (then by id).
-    pub async fn alternatives(
+    async fn alternatives(
         &self,
         product_id: i64,
         category: &str,

@@ -83,7 +83,7 @@ async fn a_fresh_server_shows_every_alerted_series_at_zero_all_named_commerce() 
             outcome("issueCoupon", "COUPON_EXHAUSTED"),
             outcome("issueCoupon", "COUPON_ALREADY_ISSUED"),
         ];
-        expected.extend(commerce::graphql::business_outcomes().map(|(m, o)| outcome(m, o)));
+        expected.extend(commerce::schema::business_outcomes().map(|(m, o)| outcome(m, o)));
         expected.extend(
             [
                 "commerce_revenue_won_total",

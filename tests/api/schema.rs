@@ -9,7 +9,7 @@ use crate::harness::on_every_backend;
 
 #[test]
 fn checked_in_schema_is_current() {
-    let generated = commerce::graphql::sdl();
+    let generated = commerce::schema::sdl();
     let checked_in =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
             .unwrap_or_default();

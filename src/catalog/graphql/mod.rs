@@ -6,6 +6,7 @@ use futures_util::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
+pub mod loaders;
 pub mod product;
 
 use super::service::{CatalogError, NewProduct};

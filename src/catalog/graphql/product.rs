@@ -6,11 +6,11 @@ use async_graphql::{ComplexObject, Context, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::product;
 
+use super::loaders::{ProductLoader, StockLoader};
+use crate::catalog::alternatives::SharedAlternatives;
 use crate::catalog::service::{CatalogService, ProductInfo};
 use crate::error::AppError;
-use crate::graphql::loaders::{ProductLoader, StockLoader};
 use crate::graphql::scalars::Won;
-use crate::ranking::service::RankingService;
 
 /// A product with its exact live stock.
 #[derive(Clone, Debug, SimpleObject)]
@@ -113,9 +113,22 @@ impl Product {
         ctx: &Context<'_>,
         #[graphql(default = 3, desc = "How many at most; clamped to 1 to 20.")] limit: i32,
     ) -> async_graphql::Result<Vec<Product>> {
+        Product::alternatives_to(ctx, self.product_id, &self.category, limit).await
+    }
+}
+
+impl Product {
+    /// Up to `limit` (clamped to 1 to 20) in-stock products of `category` that could stand in
+    /// for `product_id`, best sellers of the last three days first.
+    pub async fn alternatives_to(
+        ctx: &Context<'_>,
+        product_id: i64,
+        category: &str,
+        limit: i32,
+    ) -> async_graphql::Result<Vec<Product>> {
         let alternatives = ctx
-            .data_unchecked::<RankingService>()
-            .alternatives(self.product_id, &self.category, limit.clamp(1, 20) as u64)
+            .data_unchecked::<SharedAlternatives>()
+            .alternatives(product_id, category, limit.clamp(1, 20) as u64)
             .await
             .map_err(AppError::from)?;
         Ok(alternatives.into_iter().map(Product::from).collect())

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{coupon_event, user_coupon};
 
 pub mod event;
+pub mod loaders;
 
 use super::model::CouponError;
 use super::service::{NewCouponEvent, visible_status};

@@ -1,6 +1,8 @@
 //! GraphQL surface of orders: `placeOrder`, `createOrder`, `payOrder`, `cancelOrder`, `order(id)`
 //! and the `Order` type (items, products, payments and coupons through per-request DataLoaders).
 
+pub mod loaders;
+
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -10,16 +12,17 @@ use super::model::{LineProblem, OrderError, Payment};
 use super::request::{OrderRequest, RawLine};
 use crate::catalog::graphql::product::Product;
 use crate::coupon::graphql::Coupon;
+use crate::coupon::graphql::loaders::CouponLoader;
 use crate::error::{AppError, InvalidInput};
 use crate::graphql::context::viewer;
 use crate::graphql::errors::{
     Counted, ErrorCode, Failure, InsufficientBalanceError, OutOfStockError, Outcomes, Payload,
     Refusal, UserError,
 };
-use crate::graphql::loaders::{CouponLoader, OrderItemsLoader, PaymentLoader};
 use crate::graphql::scalars::Won;
 use crate::graphql::scalars::parse_id;
 use crate::ordering::service::OrderingService;
+use loaders::{OrderItemsLoader, PaymentLoader};
 
 /// Where an order stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Enum)]

@@ -1,5 +1,7 @@
 //! GraphQL surface of users: admin `createUser`.
 
+pub mod viewer;
+
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use entity::user;
 
@@ -7,8 +9,8 @@ use crate::auth::Role;
 use crate::error::CommonError;
 use crate::graphql::context::viewer;
 use crate::graphql::errors::{Counted, Outcomes, Payload, UserError};
-use crate::graphql::user::User;
 use crate::users::service::UserService;
+use viewer::User;
 
 /// A new user.
 #[derive(InputObject)]
