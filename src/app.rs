@@ -72,7 +72,7 @@ impl Application {
             app: state,
             auth: Authenticator::new(
                 settings.effective_auth_mode(),
-                settings.jwt_secret.as_ref().map(|s| s.expose()),
+                settings.auth.jwt_secret.as_ref().map(|s| s.expose()),
             ),
             limits: HttpLimits::from_settings(&settings, query_limits.document),
             mutation_limits: MutationLimits::from_settings(&settings),
@@ -82,8 +82,8 @@ impl Application {
             connections: connections.clone(),
             open_sockets: Arc::new(AtomicU64::new(0)),
         };
-        let listener = bind(settings.bind)
-            .with_context(|| format!("cannot listen on BIND {}", settings.bind))?;
+        let listener = bind(settings.server.bind)
+            .with_context(|| format!("cannot listen on BIND {}", settings.server.bind))?;
         Ok(Self {
             local_addr: listener.local_addr()?,
             listener,
@@ -91,7 +91,7 @@ impl Application {
             shutdown: background.shutdown,
             workers: background.workers,
             connections,
-            grace: Duration::from_secs(settings.shutdown_grace_secs),
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             db,
         })
     }
@@ -223,7 +223,7 @@ impl Shared {
             .installation_id()
             .await
             .context("cannot read the installation id")?;
-        let namespace = format!("{}{installation}:", settings.redis_key_prefix);
+        let namespace = format!("{}{installation}:", settings.redis.redis_key_prefix);
         let Some(servers) = settings.redis_servers()? else {
             return Ok(Self {
                 namespace,
@@ -283,7 +283,7 @@ fn start_services(
     let (bus, shutdown) = (&shared.bus, &background.shutdown);
     let ranking = RankingService::new(
         db.clone(),
-        settings.time_zone,
+        settings.ranking.time_zone,
         shared.cache(),
         bus.clone(),
         settings.ranking_refresh(),

@@ -34,9 +34,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// All settings of the server. Flags win over environment variables.
+/// All settings of the server, by subsystem (`commerce --help` lists them under these headings).
+/// Flags win over environment variables.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub limits: LimitSettings,
+    #[command(flatten)]
+    pub balance: BalanceSettings,
+    #[command(flatten)]
+    pub orders: OrderWriterSettings,
+    #[command(flatten)]
+    pub outbox: OutboxSettings,
+    #[command(flatten)]
+    pub ranking: RankingSettings,
+    #[command(flatten)]
+    pub verification: VerificationSettings,
+}
+
+/// The database, its read replicas and its connections.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseSettings {
     /// Database URL: postgres://, mysql:// or sqlite://. Default: an SQLite file under ./data/,
     /// created, migrated and seeded with demo data on first run.
     #[arg(long, env = "DATABASE_URL", global = true)]
@@ -53,6 +80,20 @@ pub struct Settings {
     #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000), global = true)]
     pub replica_max_lag_ms: u64,
 
+    /// Maximum database connections in the requests' pool (default: twice the cores, at least
+    /// 10; the batch writers have their own connections, one per lane).
+    #[arg(long, env = "DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_max_connections: Option<u32>,
+
+    /// How long a request waits for a free database connection, in milliseconds.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
+    pub db_acquire_timeout_ms: u64,
+}
+
+/// Redis, shared by the instances of one deployment.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisSettings {
     /// Redis URL: redis://host:port for one server; redis+cluster://host:port,host:port (or a
     /// comma-separated list of redis:// URLs) for the seed nodes of a Redis Cluster. Unset:
     /// in-process cache, coupon gate and event bus (one instance).
@@ -67,18 +108,15 @@ pub struct Settings {
         global = true
     )]
     pub redis_key_prefix: String,
+}
 
+/// Listening, logging, stopping and what every HTTP request may take.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerSettings {
     /// Address to listen on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8000", global = true)]
     pub bind: SocketAddr,
-
-    /// How requests are authenticated. Default: jwt when JWT_SECRET is set, dev otherwise.
-    #[arg(long, env = "AUTH_MODE", value_enum, global = true)]
-    pub auth_mode: Option<AuthMode>,
-
-    /// HS256 secret for JWTs (at least 32 bytes).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<Secret>,
 
     /// Log format: text for people, json for machines. The level comes from RUST_LOG (default info).
     #[arg(
@@ -90,19 +128,42 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Maximum database connections in the requests' pool (default: twice the cores, at least
-    /// 10; the batch writers have their own connections, one per lane).
-    #[arg(long, env = "DB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
-    pub db_max_connections: Option<u32>,
+    /// Seconds a stopping server waits for requests, subscriptions and workers to finish.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub shutdown_grace_secs: u64,
 
-    /// How long a request waits for a free database connection, in milliseconds.
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
-    pub db_acquire_timeout_ms: u64,
+    /// Longest time one HTTP request may take, in seconds (then 408).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub request_timeout_secs: u64,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(256..=104_857_600), global = true)]
     pub max_body_bytes: u64,
 
+    /// Web origins whose pages may call the API: `*` or a comma-separated list such as
+    /// `https://shop.example.com,http://localhost:5173`. Default: any in dev mode, none but the
+    /// server's own in jwt mode.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", global = true)]
+    pub cors_allowed_origins: Option<AllowedOrigins>,
+}
+
+/// How requests are authenticated.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthSettings {
+    /// How requests are authenticated. Default: jwt when JWT_SECRET is set, dev otherwise.
+    #[arg(long, env = "AUTH_MODE", value_enum, global = true)]
+    pub auth_mode: Option<AuthMode>,
+
+    /// HS256 secret for JWTs (at least 32 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+}
+
+/// What one client may ask: documents, batches, rate limits and WebSockets.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitSettings {
     /// Most operations in one batched request.
     #[arg(long, env = "MAX_BATCH", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
     pub max_batch: u64,
@@ -133,9 +194,14 @@ pub struct Settings {
     #[arg(long, env = "MAX_MUTATION_FIELDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
     pub max_mutation_fields: u64,
 
-    /// Longest time one HTTP request may take, in seconds (then 408).
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
-    pub request_timeout_secs: u64,
+    /// Turn off introspection and field suggestions (production).
+    #[arg(
+        long,
+        env = "DISABLE_INTROSPECTION",
+        default_value_t = false,
+        global = true
+    )]
+    pub disable_introspection: bool,
 
     /// Mutations per second one user may send (0: unlimited); bursts up to RATE_LIMIT_USER_BURST.
     #[arg(
@@ -170,30 +236,35 @@ pub struct Settings {
     #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
     pub ws_max_subscriptions: u64,
 
-    /// Turn off introspection and field suggestions (production).
-    #[arg(
-        long,
-        env = "DISABLE_INTROSPECTION",
-        default_value_t = false,
-        global = true
-    )]
-    pub disable_introspection: bool,
-
-    /// Seconds a stopping server waits for requests, subscriptions and workers to finish.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
-    pub shutdown_grace_secs: u64,
-
     /// Seconds a WebSocket client has to send `connection_init`.
     #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub ws_init_timeout_secs: u64,
+}
 
+/// The prepaid balance.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Balance")]
+pub struct BalanceSettings {
     /// Largest single charge, in won.
     #[arg(long, env = "MAX_CHARGE_AMOUNT", default_value_t = 10_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
     pub max_charge_amount: i64,
 
+    /// Largest balance a user may hold, in won.
+    #[arg(long, env = "MAX_BALANCE", default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub max_balance: i64,
+}
+
+/// Orders: how long PENDING ones live, and their writers.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Orders")]
+pub struct OrderWriterSettings {
     /// Seconds a PENDING order (createOrder) holds its stock and coupon before it expires.
     #[arg(long, env = "ORDER_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800), global = true)]
     pub order_ttl_secs: u64,
+
+    /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
+    #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
+    pub order_expiry_sweep_ms: u64,
 
     /// Most orders and payments applied in one transaction by the order writer.
     #[arg(long, env = "ORDER_BATCH_MAX", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
@@ -220,20 +291,12 @@ pub struct Settings {
     /// first, and the writer's batches grow meanwhile.
     #[arg(long, env = "ORDER_WRITER_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19), global = true)]
     pub order_writer_nice: i32,
+}
 
-    /// How often the expiry worker looks for overdue PENDING orders, in milliseconds.
-    #[arg(long, env = "ORDER_EXPIRY_SWEEP_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
-    pub order_expiry_sweep_ms: u64,
-
-    /// How often the server runs `commerce verify` and shows its result in /metrics, in seconds
-    /// (0: never).
-    #[arg(long, env = "VERIFY_INTERVAL_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]
-    pub verify_interval_secs: u64,
-
-    /// How often the top sellers are recomputed when sales happened, in milliseconds.
-    #[arg(long, env = "RANKING_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=300_000), global = true)]
-    pub ranking_refresh_ms: u64,
-
+/// Delivering completed orders to the data platform.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Outbox")]
+pub struct OutboxSettings {
     /// Where completed orders are delivered (POST, JSON), e.g. http://platform:9000/events.
     /// Unset: events wait in the outbox.
     #[arg(long, env = "DATA_PLATFORM_URL", global = true)]
@@ -246,6 +309,10 @@ pub struct Settings {
     /// How often the relay looks for due retries, in milliseconds (it also wakes on every order).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000), global = true)]
     pub outbox_poll_ms: u64,
+
+    /// Events claimed per batch.
+    #[arg(long, env = "OUTBOX_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
+    pub outbox_batch: u64,
 
     /// Attempts before an event is marked FAILED.
     #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", default_value_t = 25, value_parser = clap::value_parser!(i32).range(1..=1000), global = true)]
@@ -266,24 +333,29 @@ pub struct Settings {
     /// How long the open breaker waits before probing, in milliseconds.
     #[arg(long, env = "OUTBOX_BREAKER_COOLDOWN_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
     pub outbox_breaker_cooldown_ms: u64,
+}
 
-    /// Events claimed per batch.
-    #[arg(long, env = "OUTBOX_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
-    pub outbox_batch: u64,
-
+/// Sales days and the top sellers.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Ranking")]
+pub struct RankingSettings {
     /// Time zone of the business day (sales days and rankings), an IANA name.
     #[arg(long, env = "TIME_ZONE", default_value = "Asia/Seoul", global = true)]
     pub time_zone: chrono_tz::Tz,
 
-    /// Largest balance a user may hold, in won.
-    #[arg(long, env = "MAX_BALANCE", default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
-    pub max_balance: i64,
+    /// How often the top sellers are recomputed when sales happened, in milliseconds.
+    #[arg(long, env = "RANKING_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=300_000), global = true)]
+    pub ranking_refresh_ms: u64,
+}
 
-    /// Web origins whose pages may call the API: `*` or a comma-separated list such as
-    /// `https://shop.example.com,http://localhost:5173`. Default: any in dev mode, none but the
-    /// server's own in jwt mode.
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", global = true)]
-    pub cors_allowed_origins: Option<AllowedOrigins>,
+/// Checking the stored history against its invariants.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Verification")]
+pub struct VerificationSettings {
+    /// How often the server runs `commerce verify` and shows its result in /metrics, in seconds
+    /// (0: never).
+    #[arg(long, env = "VERIFY_INTERVAL_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]
+    pub verify_interval_secs: u64,
 }
 
 /// `CORS_ALLOWED_ORIGINS`: the web origins whose pages may call the API.
@@ -377,19 +449,23 @@ impl Settings {
             .expect("every setting has a default");
         let mut settings =
             Self::from_arg_matches(&matches).expect("the defaults are valid settings");
-        settings.database_url = Some(url.into());
-        settings.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database.database_url = Some(url.into());
+        settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         settings
     }
 
     /// The database URL in force (the embedded default when none is set).
     pub fn database_url(&self) -> &str {
-        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+        self.database
+            .database_url
+            .as_deref()
+            .unwrap_or(DEFAULT_DATABASE_URL)
     }
 
     /// The read replicas' URLs (none when unset).
     pub fn database_read_urls(&self) -> Vec<String> {
-        self.database_read_url
+        self.database
+            .database_read_url
             .iter()
             .flat_map(|urls| urls.split(','))
             .map(str::trim)
@@ -399,73 +475,78 @@ impl Settings {
     }
 
     pub fn replica_max_lag(&self) -> Duration {
-        Duration::from_millis(self.replica_max_lag_ms)
+        Duration::from_millis(self.database.replica_max_lag_ms)
     }
 
     /// True when no database was configured: the embedded SQLite file gets demo data.
     pub fn is_embedded_default(&self) -> bool {
-        self.database_url.is_none()
+        self.database.database_url.is_none()
     }
 
     /// The authentication mode in force: explicit, else jwt when a secret is set, else dev.
     pub fn effective_auth_mode(&self) -> AuthMode {
-        self.auth_mode.unwrap_or(if self.jwt_secret.is_some() {
-            AuthMode::Jwt
-        } else {
-            AuthMode::Dev
-        })
+        self.auth
+            .auth_mode
+            .unwrap_or(if self.auth.jwt_secret.is_some() {
+                AuthMode::Jwt
+            } else {
+                AuthMode::Dev
+            })
     }
 
     /// The requests' pool size in force: as set, else twice the cores (at least 10).
     pub fn db_max_connections(&self) -> u32 {
-        self.db_max_connections
+        self.database
+            .db_max_connections
             .unwrap_or_else(|| (2 * BatchSettings::machine_cores() as u32).max(10))
     }
 
     pub fn db_acquire_timeout(&self) -> Duration {
-        Duration::from_millis(self.db_acquire_timeout_ms)
+        Duration::from_millis(self.database.db_acquire_timeout_ms)
     }
 
     pub fn order_ttl(&self) -> Duration {
-        Duration::from_secs(self.order_ttl_secs)
+        Duration::from_secs(self.orders.order_ttl_secs)
     }
 
     /// How the order writer batches: lanes as set, else sized by the machine's cores.
     pub fn order_batches(&self) -> BatchSettings {
         BatchSettings {
-            writers: self.order_writers.map_or_else(
+            writers: self.orders.order_writers.map_or_else(
                 || BatchSettings::lanes_for(BatchSettings::machine_cores()),
                 |n| n as usize,
             ),
-            max: self.order_batch_max as usize,
-            linger: Duration::from_micros(self.order_batch_linger_us),
-            max_wait: (self.order_queue_max_wait_ms > 0)
-                .then(|| Duration::from_millis(self.order_queue_max_wait_ms)),
-            nice: self.order_writer_nice,
+            max: self.orders.order_batch_max as usize,
+            linger: Duration::from_micros(self.orders.order_batch_linger_us),
+            max_wait: (self.orders.order_queue_max_wait_ms > 0)
+                .then(|| Duration::from_millis(self.orders.order_queue_max_wait_ms)),
+            nice: self.orders.order_writer_nice,
         }
     }
 
     pub fn order_expiry_sweep(&self) -> Duration {
-        Duration::from_millis(self.order_expiry_sweep_ms)
+        Duration::from_millis(self.orders.order_expiry_sweep_ms)
     }
 
     /// How often the server verifies the invariants; `None`: never.
     pub fn verify_interval(&self) -> Option<Duration> {
-        (self.verify_interval_secs > 0).then(|| Duration::from_secs(self.verify_interval_secs))
+        (self.verification.verify_interval_secs > 0)
+            .then(|| Duration::from_secs(self.verification.verify_interval_secs))
     }
 
     pub fn ranking_refresh(&self) -> Duration {
-        Duration::from_millis(self.ranking_refresh_ms)
+        Duration::from_millis(self.ranking.ranking_refresh_ms)
     }
 
     pub fn ws_init_timeout(&self) -> Duration {
-        Duration::from_secs(self.ws_init_timeout_secs)
+        Duration::from_secs(self.limits.ws_init_timeout_secs)
     }
 
     /// The web origins allowed to call the API from a browser: the setting, else any in dev
     /// mode and none but the server's own in jwt mode.
     pub fn allowed_origins(&self) -> AllowedOrigins {
-        self.cors_allowed_origins
+        self.server
+            .cors_allowed_origins
             .clone()
             .unwrap_or(match self.effective_auth_mode() {
                 AuthMode::Dev => AllowedOrigins::Any,
@@ -475,7 +556,8 @@ impl Settings {
 
     /// The Redis server or cluster `REDIS_URL` names; `None` when it is unset.
     pub fn redis_servers(&self) -> Result<Option<RedisServers>, SettingsError> {
-        self.redis_url
+        self.redis
+            .redis_url
             .as_deref()
             .map(str::parse)
             .transpose()
@@ -500,7 +582,7 @@ impl Settings {
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
         let replicas = self.database_read_urls();
-        if self.database_read_url.is_some() && replicas.is_empty() {
+        if self.database.database_read_url.is_some() && replicas.is_empty() {
             return Err(SettingsError {
                 setting: "DATABASE_READ_URL",
                 reason: "names no URL".into(),
@@ -521,7 +603,7 @@ impl Settings {
                 ),
             });
         }
-        if let Some(url) = &self.data_platform_url
+        if let Some(url) = &self.outbox.data_platform_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(SettingsError {
@@ -531,14 +613,14 @@ impl Settings {
         }
         self.redis_servers()?;
         match self.effective_auth_mode() {
-            AuthMode::Dev if !self.bind.ip().is_loopback() => Err(SettingsError {
+            AuthMode::Dev if !self.server.bind.ip().is_loopback() => Err(SettingsError {
                 setting: "AUTH_MODE",
                 reason: format!(
                     "dev mode trusts x-user-id headers and is refused on the non-loopback address {}; set AUTH_MODE=jwt and JWT_SECRET",
-                    self.bind
+                    self.server.bind
                 ),
             }),
-            AuthMode::Jwt => match &self.jwt_secret {
+            AuthMode::Jwt => match &self.auth.jwt_secret {
                 None => Err(SettingsError {
                     setting: "JWT_SECRET",
                     reason: "AUTH_MODE=jwt needs a secret".into(),
@@ -551,7 +633,7 @@ impl Settings {
             },
             AuthMode::Dev => Ok(()),
         }?;
-        if self.max_charge_amount > self.max_balance {
+        if self.balance.max_charge_amount > self.balance.max_balance {
             return Err(SettingsError {
                 setting: "MAX_CHARGE_AMOUNT",
                 reason: "cannot exceed MAX_BALANCE".into(),
@@ -569,14 +651,14 @@ mod tests {
     fn the_starting_settings_are_the_documented_defaults_and_valid() {
         let settings = Settings::for_database("sqlite::memory:");
         assert_eq!(settings.database_url(), "sqlite::memory:");
-        assert_eq!(settings.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert_eq!(settings.server.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
         // a few of README's table, one per kind of value
-        assert_eq!(settings.rate_limit_user_per_sec, 50);
-        assert_eq!(settings.order_queue_max_wait_ms, 1_000);
-        assert_eq!(settings.order_writers, None);
-        assert_eq!(settings.redis_key_prefix, "commerce:");
-        assert_eq!(settings.time_zone, chrono_tz::Asia::Seoul);
-        assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(settings.limits.rate_limit_user_per_sec, 50);
+        assert_eq!(settings.orders.order_queue_max_wait_ms, 1_000);
+        assert_eq!(settings.orders.order_writers, None);
+        assert_eq!(settings.redis.redis_key_prefix, "commerce:");
+        assert_eq!(settings.ranking.time_zone, chrono_tz::Asia::Seoul);
+        assert_eq!(settings.server.log_format, LogFormat::Text);
         settings.validate().expect("the defaults are consistent");
     }
 }

@@ -59,7 +59,7 @@ enum Command {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    init_logging(cli.settings.log_format);
+    init_logging(cli.settings.server.log_format);
     if let Err(err) = run(cli).await {
         eprintln!("error: {err:#}");
         std::process::exit(2);
@@ -96,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl_secs,
         } => {
             let secret = settings
+                .auth
                 .jwt_secret
                 .as_ref()
                 .map(|s| s.expose())

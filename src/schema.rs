@@ -87,8 +87,8 @@ impl QueryLimits {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             document: DocumentLimits::from_settings(settings),
-            max_complexity: settings.max_query_complexity as usize,
-            disable_introspection: settings.disable_introspection,
+            max_complexity: settings.limits.max_query_complexity as usize,
+            disable_introspection: settings.limits.disable_introspection,
         }
     }
 }

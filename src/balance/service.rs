@@ -29,8 +29,8 @@ pub struct BalanceLimits {
 impl BalanceLimits {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
-            max_charge: settings.max_charge_amount,
-            max_balance: settings.max_balance,
+            max_charge: settings.balance.max_charge_amount,
+            max_balance: settings.balance.max_balance,
         }
     }
 }

@@ -46,10 +46,13 @@ impl MutationLimits {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             per_user: limiter(
-                settings.rate_limit_user_per_sec,
-                settings.rate_limit_user_burst,
+                settings.limits.rate_limit_user_per_sec,
+                settings.limits.rate_limit_user_burst,
             ),
-            per_ip: limiter(settings.rate_limit_ip_per_sec, settings.rate_limit_ip_burst),
+            per_ip: limiter(
+                settings.limits.rate_limit_ip_per_sec,
+                settings.limits.rate_limit_ip_burst,
+            ),
             checks: Arc::new(AtomicU64::new(0)),
         }
     }

@@ -79,13 +79,13 @@ impl HttpLimits {
         document: crate::graphql::limits::DocumentLimits,
     ) -> Self {
         Self {
-            max_body_bytes: settings.max_body_bytes as usize,
+            max_body_bytes: settings.server.max_body_bytes as usize,
             document,
-            max_batch: settings.max_batch as usize,
+            max_batch: settings.limits.max_batch as usize,
             ws_init_timeout: settings.ws_init_timeout(),
-            ws_max_connections: settings.ws_max_connections,
-            ws_max_subscriptions: settings.ws_max_subscriptions as usize,
-            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            ws_max_connections: settings.limits.ws_max_connections,
+            ws_max_subscriptions: settings.limits.ws_max_subscriptions as usize,
+            request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
         }
     }
 }

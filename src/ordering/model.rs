@@ -20,7 +20,7 @@ impl OrderSettings {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             pending_ttl: settings.order_ttl(),
-            time_zone: settings.time_zone,
+            time_zone: settings.ranking.time_zone,
         }
     }
 }

@@ -61,15 +61,15 @@ impl RelaySettings {
     /// The relay's settings, when a data platform is configured.
     pub fn from_settings(settings: &Settings) -> Option<Self> {
         Some(Self {
-            url: settings.data_platform_url.clone()?,
-            timeout: Duration::from_millis(settings.outbox_timeout_ms),
-            poll: Duration::from_millis(settings.outbox_poll_ms),
-            batch: settings.outbox_batch,
-            max_attempts: settings.outbox_max_attempts,
-            retry_base: Duration::from_millis(settings.outbox_retry_base_ms),
-            retry_max: Duration::from_millis(settings.outbox_retry_max_ms),
-            breaker_threshold: settings.outbox_breaker_threshold,
-            breaker_cool_down: Duration::from_millis(settings.outbox_breaker_cooldown_ms),
+            url: settings.outbox.data_platform_url.clone()?,
+            timeout: Duration::from_millis(settings.outbox.outbox_timeout_ms),
+            poll: Duration::from_millis(settings.outbox.outbox_poll_ms),
+            batch: settings.outbox.outbox_batch,
+            max_attempts: settings.outbox.outbox_max_attempts,
+            retry_base: Duration::from_millis(settings.outbox.outbox_retry_base_ms),
+            retry_max: Duration::from_millis(settings.outbox.outbox_retry_max_ms),
+            breaker_threshold: settings.outbox.outbox_breaker_threshold,
+            breaker_cool_down: Duration::from_millis(settings.outbox.outbox_breaker_cooldown_ms),
         })
     }
 }

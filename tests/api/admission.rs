@@ -50,9 +50,9 @@ async fn socket_error(server: &TestServer, user: i64, payload: Value) -> Value {
 async fn post_get_and_websocket_refuse_alike() {
     on_every_backend_with(
         |settings| {
-            settings.rate_limit_user_per_sec = 0;
-            settings.rate_limit_ip_per_sec = 1;
-            settings.rate_limit_ip_burst = 2;
+            settings.limits.rate_limit_user_per_sec = 0;
+            settings.limits.rate_limit_ip_per_sec = 1;
+            settings.limits.rate_limit_ip_burst = 2;
         },
         |server| async move {
             let user = server.create_user("at the door").await;

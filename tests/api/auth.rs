@@ -70,7 +70,7 @@ async fn malformed_dev_headers_are_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_mode_verifies_bearer_tokens() {
     on_every_backend_with(
-        |settings| settings.jwt_secret = Some(Secret::new(SECRET)),
+        |settings| settings.auth.jwt_secret = Some(Secret::new(SECRET)),
         |server| async move {
             let minter = Authenticator::new(AuthMode::Jwt, Some(SECRET));
             let admin_token = minter.mint(999, Role::Admin, 600).unwrap();
@@ -152,12 +152,12 @@ async fn jwt_mode_verifies_bearer_tokens() {
 #[tokio::test]
 async fn unsafe_settings_stop_start_up_with_one_clear_line() {
     let mut public_dev = Settings::for_database("sqlite::memory:");
-    public_dev.bind = "0.0.0.0:0".parse().unwrap();
+    public_dev.server.bind = "0.0.0.0:0".parse().unwrap();
     let err = Application::build(public_dev).await.err().expect("refused");
     assert!(err.to_string().contains("AUTH_MODE"), "{err}");
 
     let mut jwt_without_secret = Settings::for_database("sqlite::memory:");
-    jwt_without_secret.auth_mode = Some(AuthMode::Jwt);
+    jwt_without_secret.auth.auth_mode = Some(AuthMode::Jwt);
     let err = Application::build(jwt_without_secret)
         .await
         .err()
@@ -165,7 +165,7 @@ async fn unsafe_settings_stop_start_up_with_one_clear_line() {
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
 
     let mut short_secret = Settings::for_database("sqlite::memory:");
-    short_secret.jwt_secret = Some(Secret::new("short"));
+    short_secret.auth.jwt_secret = Some(Secret::new("short"));
     let err = Application::build(short_secret)
         .await
         .err()

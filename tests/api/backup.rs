@@ -187,8 +187,8 @@ async fn a_backup_taken_while_orders_run_restores_verified_and_serves_the_same_a
     let all = backends().await;
     on_every_backend_with(
         |settings| {
-            settings.rate_limit_user_per_sec = 100_000;
-            settings.rate_limit_user_burst = 100_000;
+            settings.limits.rate_limit_user_per_sec = 100_000;
+            settings.limits.rate_limit_user_burst = 100_000;
         },
         |server| async move {
             let backend = backend_named(server.backend, all);

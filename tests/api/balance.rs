@@ -80,8 +80,8 @@ async fn hundred_concurrent_charges_add_up_exactly() {
 async fn refused_amounts_change_nothing() {
     on_every_backend_with(
         |settings| {
-            settings.max_balance = 100_000;
-            settings.max_charge_amount = 100_000;
+            settings.balance.max_balance = 100_000;
+            settings.balance.max_charge_amount = 100_000;
         },
         |server| async move {
             let user = server.customer("careful", 60_000).await;

@@ -19,10 +19,10 @@ const PLACE: &str = "mutation($items: [OrderItemInput!]!, $key: String) { placeO
 
 /// Lingering writers, several lanes: orders locking the same rows first share a lane's batch.
 fn lingering(settings: &mut Settings) {
-    settings.order_batch_linger_us = 300_000;
-    settings.order_batch_max = 1_000;
-    settings.order_writers = Some(4);
-    settings.rate_limit_user_per_sec = 0;
+    settings.orders.order_batch_linger_us = 300_000;
+    settings.orders.order_batch_max = 1_000;
+    settings.orders.order_writers = Some(4);
+    settings.limits.rate_limit_user_per_sec = 0;
 }
 
 async fn place(server: &TestServer, user: i64, items: Value, key: Option<&str>) -> Value {
@@ -174,9 +174,9 @@ async fn an_idempotent_repeat_inside_a_batch_gets_the_first_order() {
 /// Settings for 1,000 racing requests: no rate limit, patient pool, `writers` lanes.
 fn racing(writers: u64) -> impl Fn(&mut Settings) {
     move |settings| {
-        settings.rate_limit_user_per_sec = 0;
-        settings.db_acquire_timeout_ms = 30_000;
-        settings.order_writers = Some(writers);
+        settings.limits.rate_limit_user_per_sec = 0;
+        settings.database.db_acquire_timeout_ms = 30_000;
+        settings.orders.order_writers = Some(writers);
     }
 }
 
@@ -269,8 +269,8 @@ async fn orders_past_the_queue_bound_are_refused_unapplied_with_a_retry_hint() {
     on_every_backend_with(
         |settings| {
             racing(1)(settings);
-            settings.order_batch_max = 1;
-            settings.order_queue_max_wait_ms = 5;
+            settings.orders.order_batch_max = 1;
+            settings.orders.order_queue_max_wait_ms = 5;
         },
         |server| async move {
             let (user, [product]) = server

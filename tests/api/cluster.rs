@@ -24,7 +24,7 @@ async fn on_cluster(
     };
     let database = FreshDatabase::create(backend).await;
     let mut settings = settings_on(backend, &database);
-    settings.redis_url = Some(cluster.url());
+    settings.redis.redis_url = Some(cluster.url());
     adjust(&mut settings);
     let server = TestServer::start(backend.name, settings).await;
     Some((database, server))
@@ -78,7 +78,7 @@ async fn a_coupon_storm_on_a_cluster_issues_exactly_the_total() {
         );
         events.push(event);
     }
-    let prefix = &server.settings.redis_key_prefix;
+    let prefix = &server.settings.redis.redis_key_prefix;
     let keys = cluster.keys_by_node(&format!("{prefix}*coupon:*")).await;
     let mut nodes_of_events = BTreeSet::new();
     for event in &events {

@@ -89,10 +89,10 @@ async fn dev_mode_lets_any_origin_call() {
 async fn jwt_mode_lets_only_the_listed_origins_and_its_own_pages_call() {
     for listed in [false, true] {
         let (server, database) = server_with(|settings| {
-            settings.auth_mode = Some(AuthMode::Jwt);
-            settings.jwt_secret = Some(Secret::new("a-secret-of-at-least-32-bytes-long!!"));
+            settings.auth.auth_mode = Some(AuthMode::Jwt);
+            settings.auth.jwt_secret = Some(Secret::new("a-secret-of-at-least-32-bytes-long!!"));
             if listed {
-                settings.cors_allowed_origins =
+                settings.server.cors_allowed_origins =
                     Some(format!("{SHOP}, http://localhost:5173").parse().unwrap());
             }
         })

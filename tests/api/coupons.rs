@@ -239,7 +239,7 @@ async fn a_thousand_users_for_a_hundred_coupons_and_one_user_racing_himself() {
 async fn batches_from_two_gates_issue_exactly_the_total() {
     on_every_backend(|server| async move {
         let mut settings = server.settings.clone();
-        settings.redis_key_prefix = format!("{}other-gate:", settings.redis_key_prefix);
+        settings.redis.redis_key_prefix = format!("{}other-gate:", settings.redis.redis_key_prefix);
         let other = TestServer::start(server.backend, settings).await;
         let hundred = server
             .coupon_event("두 관문", "PERCENT", 10, 100, json!({}))
@@ -459,8 +459,8 @@ async fn refused_coupons_and_events() {
 async fn reserved_coupons_come_back_on_cancel_expiry_and_refund() {
     on_every_backend_with(
         |settings| {
-            settings.order_ttl_secs = 1;
-            settings.order_expiry_sweep_ms = 100;
+            settings.orders.order_ttl_secs = 1;
+            settings.orders.order_expiry_sweep_ms = 100;
         },
         |server| async move {
             let (user, [product]) = server

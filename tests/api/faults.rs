@@ -26,8 +26,8 @@ fn one(product: i64) -> Value {
 async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
     let postgres = PrivatePostgres::start().await;
     let mut settings = test_settings(postgres.create_database("faults").await);
-    settings.db_acquire_timeout_ms = 1_000;
-    settings.request_timeout_secs = 5;
+    settings.database.db_acquire_timeout_ms = 1_000;
+    settings.server.request_timeout_secs = 5;
     let server = TestServer::start("private-postgres", settings).await;
     let (user, [product]) = server
         .shop("steady", 5_000_000, [("이어폰", "오디오", 1_000, 10_000)])
@@ -99,9 +99,9 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
 async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailable() {
     let postgres = std::sync::Arc::new(PrivatePostgres::start().await);
     let mut settings = test_settings(postgres.create_database("restarts").await);
-    settings.db_acquire_timeout_ms = 1_000;
-    settings.request_timeout_secs = 5;
-    settings.rate_limit_user_per_sec = 0;
+    settings.database.db_acquire_timeout_ms = 1_000;
+    settings.server.request_timeout_secs = 5;
+    settings.limits.rate_limit_user_per_sec = 0;
     let server = TestServer::start("private-postgres", settings).await;
     let product = server.create_product("마우스", "입력", 1_000, 10_000).await;
     let charged = server.customers("buyer", [1_000_000; 8]).await;
@@ -192,8 +192,8 @@ async fn postgres_restarting_mid_burst_answers_in_flight_requests_with_unavailab
 async fn clients_that_go_away_mid_request_leave_no_half_write_and_no_transaction_behind() {
     let postgres = PrivatePostgres::start().await;
     let mut settings = test_settings(postgres.create_database("impatient").await);
-    settings.rate_limit_user_per_sec = 0;
-    settings.db_max_connections = Some(4);
+    settings.limits.rate_limit_user_per_sec = 0;
+    settings.database.db_max_connections = Some(4);
     let server = TestServer::start("private-postgres", settings).await;
     let shelf = server
         .stocked("상품", "잡화", (0..5).map(|i| (1_000 + i * 500, 10_000)))
@@ -291,8 +291,8 @@ async fn redis_dying_mid_event_keeps_issuance_exact_and_rankings_served() {
     let mut redis = PrivateRedis::start().await;
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = Some(redis.url());
-    settings.ranking_refresh_ms = 100;
+    settings.redis.redis_url = Some(redis.url());
+    settings.ranking.ranking_refresh_ms = 100;
     let server = TestServer::start(backend.name, settings).await;
     let event = server
         .coupon_event("장애 중 쿠폰", "PERCENT", 10, 150, json!({}))
@@ -357,9 +357,9 @@ async fn a_server_killed_mid_burst_loses_nothing_it_confirmed() {
     let platform = MockPlatform::start().await;
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.data_platform_url = Some(platform.events_url());
-    settings.outbox_retry_base_ms = 20;
-    settings.outbox_poll_ms = 50;
+    settings.outbox.data_platform_url = Some(platform.events_url());
+    settings.outbox.outbox_retry_base_ms = 20;
+    settings.outbox.outbox_poll_ms = 50;
     let (mut process, server) = ServerProcess::start(backend.name, &settings).await;
     let product = server
         .create_product("모니터", "모니터", 1_000, 100_000)
@@ -460,11 +460,11 @@ async fn two_server_processes_share_one_database_and_redis() {
     let platform = MockPlatform::start().await;
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = backend.redis_url.clone();
-    settings.redis_key_prefix = format!("two-processes-{}:", std::process::id());
-    settings.data_platform_url = Some(platform.events_url());
-    settings.ranking_refresh_ms = 100;
-    settings.outbox_poll_ms = 50;
+    settings.redis.redis_url = backend.redis_url.clone();
+    settings.redis.redis_key_prefix = format!("two-processes-{}:", std::process::id());
+    settings.outbox.data_platform_url = Some(platform.events_url());
+    settings.ranking.ranking_refresh_ms = 100;
+    settings.outbox.outbox_poll_ms = 50;
     let (a_process, a) = ServerProcess::start(backend.name, &settings).await;
     let (b_process, b) = ServerProcess::start(backend.name, &settings).await;
 

@@ -700,9 +700,9 @@ async fn generated_hostile_requests_get_clean_answers_and_change_nothing_when_re
     for backend in backends().await {
         let database = FreshDatabase::create(backend).await;
         let mut settings = test_settings(database.url.clone());
-        settings.redis_url = backend.redis_url.clone();
-        settings.redis_key_prefix = format!("fuzz{}:", std::process::id());
-        settings.rate_limit_user_per_sec = 0;
+        settings.redis.redis_url = backend.redis_url.clone();
+        settings.redis.redis_key_prefix = format!("fuzz{}:", std::process::id());
+        settings.limits.rate_limit_user_per_sec = 0;
         let (mut process, server) = ServerProcess::start(backend.name, &settings).await;
         let world = arrange(&server).await;
         let started = process.resident_kib();

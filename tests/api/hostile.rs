@@ -152,8 +152,8 @@ async fn fragment_bombs_and_bracket_towers_are_refused_at_once_without_memory() 
 async fn aliased_mutations_are_counted_one_by_one() {
     on_every_backend_with(
         |settings| {
-            settings.rate_limit_user_per_sec = 1;
-            settings.rate_limit_user_burst = 5;
+            settings.limits.rate_limit_user_per_sec = 1;
+            settings.limits.rate_limit_user_burst = 5;
         },
         |server| async move {
             let charges = |n: usize| {
@@ -241,7 +241,7 @@ async fn standard_introspection_passes_and_data_queries_keep_their_depth_limit()
     })
     .await;
     on_every_backend_with(
-        |settings| settings.disable_introspection = true,
+        |settings| settings.limits.disable_introspection = true,
         |server| async move {
             let (status, body) = post_json(&server, &[], json!({ "query": INTROSPECTION })).await;
             assert_eq!(status, 200, "{body}");
@@ -286,7 +286,7 @@ async fn create_product(server: &TestServer, headers: &[(&str, String)], stock: 
 async fn credentials_of_users_that_do_not_exist_are_unauthenticated() {
     const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
     on_every_backend_with(
-        |settings| settings.jwt_secret = Some(Secret::new(SECRET)),
+        |settings| settings.auth.jwt_secret = Some(Secret::new(SECRET)),
         |server| async move {
             let minter = Authenticator::new(AuthMode::Jwt, Some(SECRET));
             let admin = minter.mint(1, Role::Admin, 600).unwrap();
@@ -484,7 +484,7 @@ async fn racing_repeats_of_one_key_all_get_the_first_result() {
 async fn anonymous_subscriptions_and_expired_tokens_follow_the_documented_policy() {
     const SECRET: &str = "another-test-secret-of-32-bytes-or-more";
     on_every_backend_with(
-        |settings| settings.jwt_secret = Some(Secret::new(SECRET)),
+        |settings| settings.auth.jwt_secret = Some(Secret::new(SECRET)),
         |server| async move {
             let minter = Authenticator::new(AuthMode::Jwt, Some(SECRET));
             let admin = minter.mint(1, Role::Admin, 600).unwrap();

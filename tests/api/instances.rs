@@ -65,8 +65,8 @@ async fn stock_changes_reach_the_other_instance_even_when_redis_stalls_in_a_burs
     let redis = PrivateRedis::start().await;
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = Some(redis.url());
-    settings.rate_limit_user_per_sec = 100_000;
+    settings.redis.redis_url = Some(redis.url());
+    settings.limits.rate_limit_user_per_sec = 100_000;
     let a = TestServer::start(backend.name, settings.clone()).await;
     let b = TestServer::start(backend.name, settings).await;
     let shop = a
@@ -130,9 +130,9 @@ async fn deployment(
 ) -> (FreshDatabase, TestServer) {
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = Some(redis.to_owned());
-    settings.redis_key_prefix = prefix.to_owned();
-    settings.ranking_refresh_ms = 50;
+    settings.redis.redis_url = Some(redis.to_owned());
+    settings.redis.redis_key_prefix = prefix.to_owned();
+    settings.ranking.ranking_refresh_ms = 50;
     let server = TestServer::start(backend.name, settings).await;
     (database, server)
 }

@@ -139,8 +139,8 @@ async fn a_fresh_server_shows_every_alerted_series_at_zero_all_named_commerce() 
 async fn mutations_beyond_the_rate_limit_get_429_with_retry_after() {
     on_every_backend_with(
         |settings| {
-            settings.rate_limit_user_per_sec = 1;
-            settings.rate_limit_user_burst = 5;
+            settings.limits.rate_limit_user_per_sec = 1;
+            settings.limits.rate_limit_user_burst = 5;
         },
         |server| async move {
             let user = server.create_user("hasty").await;
@@ -206,9 +206,9 @@ async fn mutations_beyond_the_rate_limit_get_429_with_retry_after() {
 async fn websocket_limits_and_introspection_switch() {
     on_every_backend_with(
         |settings| {
-            settings.ws_max_connections = 2;
-            settings.ws_max_subscriptions = 1;
-            settings.disable_introspection = true;
+            settings.limits.ws_max_connections = 2;
+            settings.limits.ws_max_subscriptions = 1;
+            settings.limits.disable_introspection = true;
         },
         |server| async move {
             let mut first = initialised(&server, json!({})).await;

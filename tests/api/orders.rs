@@ -475,8 +475,8 @@ async fn cancel_and_refund_paths() {
 async fn pending_orders_expire_and_release_their_stock() {
     on_every_backend_with(
         |settings| {
-            settings.order_ttl_secs = 1;
-            settings.order_expiry_sweep_ms = 100;
+            settings.orders.order_ttl_secs = 1;
+            settings.orders.order_expiry_sweep_ms = 100;
         },
         |server| async move {
             let (user, [product]) = server
@@ -521,8 +521,8 @@ async fn pending_orders_expire_and_release_their_stock() {
 async fn expiry_racing_payment_has_exactly_one_winner() {
     on_every_backend_with(
         |settings| {
-            settings.order_ttl_secs = 1;
-            settings.order_expiry_sweep_ms = 20;
+            settings.orders.order_ttl_secs = 1;
+            settings.orders.order_expiry_sweep_ms = 20;
         },
         |server| async move {
             let (user, [product]) = server
@@ -763,8 +763,8 @@ async fn orders_on_a_fresh_analyzed_database_never_scan_the_orders_table() {
     };
     let database = FreshDatabase::create(backend).await;
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = backend.redis_url.clone();
-    settings.redis_key_prefix = format!("{}:", database.name);
+    settings.redis.redis_url = backend.redis_url.clone();
+    settings.redis.redis_key_prefix = format!("{}:", database.name);
     let server = TestServer::start(backend.name, settings).await;
     server
         .database()

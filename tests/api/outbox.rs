@@ -20,13 +20,13 @@ const STATS: &str = "{ outboxStats { pending failed sent oldestPendingAge circui
 /// Settings for fast retries against `platform`.
 fn relay_to(platform: &MockPlatform) -> impl Fn(&mut Settings) + '_ {
     move |settings| {
-        settings.data_platform_url = Some(platform.events_url());
-        settings.outbox_retry_base_ms = 20;
-        settings.outbox_retry_max_ms = 200;
-        settings.outbox_poll_ms = 50;
-        settings.outbox_breaker_threshold = 3;
-        settings.outbox_breaker_cooldown_ms = 300;
-        settings.outbox_timeout_ms = 1_000;
+        settings.outbox.data_platform_url = Some(platform.events_url());
+        settings.outbox.outbox_retry_base_ms = 20;
+        settings.outbox.outbox_retry_max_ms = 200;
+        settings.outbox.outbox_poll_ms = 50;
+        settings.outbox.outbox_breaker_threshold = 3;
+        settings.outbox.outbox_breaker_cooldown_ms = 300;
+        settings.outbox.outbox_timeout_ms = 1_000;
     }
 }
 
@@ -175,7 +175,7 @@ async fn a_wrong_platform_url_holds_the_events_logs_it_once_and_they_arrive_once
         let mut settings = settings_on(backend, &database);
         relay_to(&platform)(&mut settings);
         // the platform's base URL instead of its /events path: 404 to every event
-        settings.data_platform_url = Some(platform.base.clone());
+        settings.outbox.data_platform_url = Some(platform.base.clone());
         let (mut process, server) = ServerProcess::start(backend.name, &settings).await;
         let known = recovered(&platform).await;
         let duplicates = platform.received().await["duplicates"].clone();
@@ -258,7 +258,7 @@ async fn a_completed_order_reaches_the_platform_right_away_exactly_once() {
         |settings| {
             relay_to(&platform)(settings);
             // only the wake-up after commit can deliver within the test
-            settings.outbox_poll_ms = 600_000;
+            settings.outbox.outbox_poll_ms = 600_000;
         },
         |server| {
             let platform = &platform;

@@ -72,7 +72,7 @@ async fn a_document_is_sent_once_then_by_hash_over_post_and_get() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_redis_share_persisted_documents() {
     on_every_backend(|server| async move {
-        if server.settings.redis_url.is_none() {
+        if server.settings.redis.redis_url.is_none() {
             return;
         }
         instances_share_persisted_documents(&server).await;
@@ -103,8 +103,8 @@ pub(crate) async fn instances_share_persisted_documents(server: &TestServer) {
 async fn a_mutation_sent_by_hash_is_counted_by_the_rate_limits() {
     on_every_backend_with(
         |settings| {
-            settings.rate_limit_user_per_sec = 1;
-            settings.rate_limit_user_burst = 2;
+            settings.limits.rate_limit_user_per_sec = 1;
+            settings.limits.rate_limit_user_burst = 2;
         },
         |server| async move {
             let user = server.create_user("해시").await;

@@ -323,7 +323,7 @@ async fn graphiql_and_its_assets_come_from_the_server_itself() {
     dev.stop();
 
     let mut settings = test_settings(database.url.clone());
-    settings.jwt_secret = Some(Secret::new("playground-test-secret-of-32-bytes!!"));
+    settings.auth.jwt_secret = Some(Secret::new("playground-test-secret-of-32-bytes!!"));
     let jwt = TestServer::start("sqlite", settings).await;
     let (_, _, _, page) = get_file(&jwt, "/graphql").await;
     let html = String::from_utf8(page).unwrap();
@@ -368,8 +368,8 @@ async fn batches_depth_and_complexity_are_bounded() {
 async fn depth_and_body_limits_refuse_requests() {
     on_every_backend_with(
         |settings| {
-            settings.max_query_depth = 3;
-            settings.max_body_bytes = 4_096;
+            settings.limits.max_query_depth = 3;
+            settings.server.max_body_bytes = 4_096;
         },
         |server| async move {
             // small enough to be written whole before the server answers

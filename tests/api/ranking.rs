@@ -15,7 +15,7 @@ const TOP: &str = "query($days: Int!, $limit: Int!) { topSellers(days: $days, li
   days from to computedAt totalQuantity totalRevenue entries { rank quantity revenue product { id name } } } }";
 
 pub(crate) fn fast_ranking(settings: &mut commerce::config::Settings) {
-    settings.ranking_refresh_ms = 100;
+    settings.ranking.ranking_refresh_ms = 100;
 }
 
 /// Records past sales straight into the daily table (no API writes yesterday).
@@ -246,7 +246,7 @@ async fn subscribers_get_one_update_per_change_of_the_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_rankings_and_stock_through_redis() {
     on_every_backend_with(fast_ranking, |server| async move {
-        if server.settings.redis_url.is_none() {
+        if server.settings.redis.redis_url.is_none() {
             eprintln!(
                 "[{}] no Redis on this backend: the cross-instance part runs on the Redis backends",
                 server.backend
@@ -323,8 +323,8 @@ async fn top_sellers_survive_redis_going_away_and_use_it_again() {
     let redis_cell = tokio::sync::Mutex::new(redis_ref);
     on_every_backend_with(
         |settings| {
-            settings.ranking_refresh_ms = 100;
-            settings.redis_url = Some(url.clone());
+            settings.ranking.ranking_refresh_ms = 100;
+            settings.redis.redis_url = Some(url.clone());
         },
         |server| {
             let redis_cell = &redis_cell;

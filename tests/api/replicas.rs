@@ -26,9 +26,9 @@ async fn replicated(
     let url = primary.create_database(name).await;
     let replica = primary.start_replica(apply_delay).await;
     let mut settings = test_settings(url);
-    settings.database_read_url = Some(replica.url(name));
-    settings.replica_max_lag_ms = max_lag.as_millis() as u64;
-    settings.rate_limit_user_per_sec = 0;
+    settings.database.database_read_url = Some(replica.url(name));
+    settings.database.replica_max_lag_ms = max_lag.as_millis() as u64;
+    settings.limits.rate_limit_user_per_sec = 0;
     let server = TestServer::start("private-postgres", settings).await;
     wait_for_replica(&server, true, Duration::from_secs(30)).await;
     // the migrations the server just ran, on the replica too: until then its reads fall back

@@ -345,7 +345,7 @@ async fn wait_for_run(server: &TestServer, invariant: &str, violations: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_verification_shows_a_violation_in_metrics() {
     on_every_backend_with(
-        |settings| settings.verify_interval_secs = 1,
+        |settings| settings.verification.verify_interval_secs = 1,
         |server| async move {
             let product = server
                 .create_product("모니터", "디스플레이", 120_000, 4)

@@ -93,7 +93,7 @@ async fn protocol_violations_close_with_their_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_connection_init_times_out_with_4408() {
     on_every_backend_with(
-        |settings| settings.ws_init_timeout_secs = 1,
+        |settings| settings.limits.ws_init_timeout_secs = 1,
         |server| async move {
             let mut socket = connect(&server).await;
             assert_eq!(close_code(&mut socket).await, 4408);

@@ -51,12 +51,12 @@ impl DocumentLimits {
     /// The limits set by the settings.
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
-            max_bytes: settings.max_query_bytes as usize,
-            max_tokens: settings.max_query_tokens as usize,
-            max_selections: settings.max_query_complexity as usize,
-            max_depth: settings.max_query_depth as usize,
-            max_introspection_depth: settings.max_introspection_depth as usize,
-            max_mutation_fields: settings.max_mutation_fields as usize,
+            max_bytes: settings.limits.max_query_bytes as usize,
+            max_tokens: settings.limits.max_query_tokens as usize,
+            max_selections: settings.limits.max_query_complexity as usize,
+            max_depth: settings.limits.max_query_depth as usize,
+            max_introspection_depth: settings.limits.max_introspection_depth as usize,
+            max_mutation_fields: settings.limits.max_mutation_fields as usize,
         }
     }
 

@@ -113,9 +113,9 @@ pub async fn within<T>(
 /// The settings of a server on `database` of `backend`, with the backend's Redis if it has one.
 pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
     let mut settings = test_settings(database.url.clone());
-    settings.redis_url = backend.redis_url.clone();
+    settings.redis.redis_url = backend.redis_url.clone();
     // tests share one Redis: each server keeps to its own keys
-    settings.redis_key_prefix = format!("{}:", database.name);
+    settings.redis.redis_key_prefix = format!("{}:", database.name);
     settings
 }
 
@@ -125,7 +125,7 @@ pub fn settings_on(backend: &Backend, database: &FreshDatabase) -> Settings {
 /// writers run at the tests' priority (the lower one is unit-tested in infra::batching).
 pub fn test_settings(url: impl Into<String>) -> Settings {
     let mut settings = Settings::for_database(url);
-    settings.order_queue_max_wait_ms = 30_000;
-    settings.order_writer_nice = 0;
+    settings.orders.order_queue_max_wait_ms = 30_000;
+    settings.orders.order_writer_nice = 0;
     settings
 }

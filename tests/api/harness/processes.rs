@@ -399,39 +399,42 @@ impl ServerProcess {
         let mut env = vec![
             ("DATABASE_URL", settings.database_url().to_owned()),
             ("BIND", format!("127.0.0.1:{port}")),
-            ("REDIS_KEY_PREFIX", settings.redis_key_prefix.clone()),
+            ("REDIS_KEY_PREFIX", settings.redis.redis_key_prefix.clone()),
             (
                 "RANKING_REFRESH_MS",
-                settings.ranking_refresh_ms.to_string(),
+                settings.ranking.ranking_refresh_ms.to_string(),
             ),
             (
                 "OUTBOX_RETRY_BASE_MS",
-                settings.outbox_retry_base_ms.to_string(),
+                settings.outbox.outbox_retry_base_ms.to_string(),
             ),
             (
                 "OUTBOX_RETRY_MAX_MS",
-                settings.outbox_retry_max_ms.to_string(),
+                settings.outbox.outbox_retry_max_ms.to_string(),
             ),
-            ("OUTBOX_POLL_MS", settings.outbox_poll_ms.to_string()),
-            ("OUTBOX_TIMEOUT_MS", settings.outbox_timeout_ms.to_string()),
+            ("OUTBOX_POLL_MS", settings.outbox.outbox_poll_ms.to_string()),
+            (
+                "OUTBOX_TIMEOUT_MS",
+                settings.outbox.outbox_timeout_ms.to_string(),
+            ),
             (
                 "OUTBOX_BREAKER_THRESHOLD",
-                settings.outbox_breaker_threshold.to_string(),
+                settings.outbox.outbox_breaker_threshold.to_string(),
             ),
             (
                 "OUTBOX_BREAKER_COOLDOWN_MS",
-                settings.outbox_breaker_cooldown_ms.to_string(),
+                settings.outbox.outbox_breaker_cooldown_ms.to_string(),
             ),
             (
                 "RATE_LIMIT_USER_PER_SEC",
-                settings.rate_limit_user_per_sec.to_string(),
+                settings.limits.rate_limit_user_per_sec.to_string(),
             ),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        if let Some(url) = &settings.redis_url {
+        if let Some(url) = &settings.redis.redis_url {
             env.push(("REDIS_URL", url.clone()));
         }
-        if let Some(url) = &settings.data_platform_url {
+        if let Some(url) = &settings.outbox.data_platform_url {
             env.push(("DATA_PLATFORM_URL", url.clone()));
         }
         let mut process = Self {

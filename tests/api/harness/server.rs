@@ -76,9 +76,10 @@ impl TestServer {
             shutdown,
             database,
             redis: settings
+                .redis
                 .redis_url
                 .clone()
-                .map(|url| (url, settings.redis_key_prefix.clone())),
+                .map(|url| (url, settings.redis.redis_key_prefix.clone())),
             settings,
         }
     }
