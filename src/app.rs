@@ -71,7 +71,7 @@ impl Application {
             schema: build_schema(state.clone(), query_limits),
             app: state,
             auth: Authenticator::new(
-                settings.effective_auth_mode(),
+                settings.auth.effective_auth_mode(),
                 settings.auth.jwt_secret.as_ref().map(|s| s.expose()),
             ),
             limits: HttpLimits::from_settings(&settings, query_limits.document),
@@ -179,23 +179,23 @@ fn install_metrics() {
 /// watched when there are any.
 async fn open_database(settings: &Settings, background: &Background) -> anyhow::Result<Database> {
     let mut db = Database::connect(
-        settings.database_url(),
-        settings.db_max_connections(),
-        settings.db_acquire_timeout(),
+        settings.database.database_url(),
+        settings.database.db_max_connections(),
+        settings.database.db_acquire_timeout(),
     )
     .await
     .context("cannot connect to DATABASE_URL")?;
     db.migrate().await.context("cannot migrate the database")?;
-    if settings.is_embedded_default() && crate::seed::seed_demo(&db).await? {
+    if settings.database.is_embedded_default() && crate::seed::seed_demo(&db).await? {
         tracing::info!("seeded the embedded database with the demo data");
     }
-    let replica_urls = settings.database_read_urls();
+    let replica_urls = settings.database.database_read_urls();
     if !replica_urls.is_empty() {
         let replicas = db
             .connect_replicas(
                 &replica_urls,
-                settings.db_max_connections(),
-                settings.replica_max_lag(),
+                settings.database.db_max_connections(),
+                settings.database.replica_max_lag(),
             )
             .await
             .context("cannot use DATABASE_READ_URL")?;
@@ -224,7 +224,7 @@ impl Shared {
             .await
             .context("cannot read the installation id")?;
         let namespace = format!("{}{installation}:", settings.redis.redis_key_prefix);
-        let Some(servers) = settings.redis_servers()? else {
+        let Some(servers) = settings.redis.redis_servers()? else {
             return Ok(Self {
                 namespace,
                 redis: None,
@@ -286,7 +286,7 @@ fn start_services(
         settings.ranking.time_zone,
         shared.cache(),
         bus.clone(),
-        settings.ranking_refresh(),
+        settings.ranking.ranking_refresh(),
     );
     background.spawn(crate::ranking::worker::run(
         ranking.clone(),
@@ -301,15 +301,15 @@ fn start_services(
         db.clone(),
         announcer,
         OrderSettings::from_settings(settings),
-        settings.order_batches(),
+        settings.orders.order_batches(),
     )
     .context("cannot start the order writer")?;
     background.spawn(crate::ordering::expiry::run(
         ordering.clone(),
-        settings.order_expiry_sweep(),
+        settings.orders.order_expiry_sweep(),
         shutdown.clone(),
     ));
-    if let Some(every) = settings.verify_interval() {
+    if let Some(every) = settings.verification.verify_interval() {
         let verifying = crate::verification::worker::run(db.clone(), every, shutdown.clone());
         background.spawn(verifying);
     }

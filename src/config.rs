@@ -454,122 +454,20 @@ impl Settings {
         settings
     }
 
-    /// The database URL in force (the embedded default when none is set).
-    pub fn database_url(&self) -> &str {
-        self.database
-            .database_url
-            .as_deref()
-            .unwrap_or(DEFAULT_DATABASE_URL)
-    }
-
-    /// The read replicas' URLs (none when unset).
-    pub fn database_read_urls(&self) -> Vec<String> {
-        self.database
-            .database_read_url
-            .iter()
-            .flat_map(|urls| urls.split(','))
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    pub fn replica_max_lag(&self) -> Duration {
-        Duration::from_millis(self.database.replica_max_lag_ms)
-    }
-
-    /// True when no database was configured: the embedded SQLite file gets demo data.
-    pub fn is_embedded_default(&self) -> bool {
-        self.database.database_url.is_none()
-    }
-
-    /// The authentication mode in force: explicit, else jwt when a secret is set, else dev.
-    pub fn effective_auth_mode(&self) -> AuthMode {
-        self.auth
-            .auth_mode
-            .unwrap_or(if self.auth.jwt_secret.is_some() {
-                AuthMode::Jwt
-            } else {
-                AuthMode::Dev
-            })
-    }
-
-    /// The requests' pool size in force: as set, else twice the cores (at least 10).
-    pub fn db_max_connections(&self) -> u32 {
-        self.database
-            .db_max_connections
-            .unwrap_or_else(|| (2 * BatchSettings::machine_cores() as u32).max(10))
-    }
-
-    pub fn db_acquire_timeout(&self) -> Duration {
-        Duration::from_millis(self.database.db_acquire_timeout_ms)
-    }
-
-    pub fn order_ttl(&self) -> Duration {
-        Duration::from_secs(self.orders.order_ttl_secs)
-    }
-
-    /// How the order writer batches: lanes as set, else sized by the machine's cores.
-    pub fn order_batches(&self) -> BatchSettings {
-        BatchSettings {
-            writers: self.orders.order_writers.map_or_else(
-                || BatchSettings::lanes_for(BatchSettings::machine_cores()),
-                |n| n as usize,
-            ),
-            max: self.orders.order_batch_max as usize,
-            linger: Duration::from_micros(self.orders.order_batch_linger_us),
-            max_wait: (self.orders.order_queue_max_wait_ms > 0)
-                .then(|| Duration::from_millis(self.orders.order_queue_max_wait_ms)),
-            nice: self.orders.order_writer_nice,
-        }
-    }
-
-    pub fn order_expiry_sweep(&self) -> Duration {
-        Duration::from_millis(self.orders.order_expiry_sweep_ms)
-    }
-
-    /// How often the server verifies the invariants; `None`: never.
-    pub fn verify_interval(&self) -> Option<Duration> {
-        (self.verification.verify_interval_secs > 0)
-            .then(|| Duration::from_secs(self.verification.verify_interval_secs))
-    }
-
-    pub fn ranking_refresh(&self) -> Duration {
-        Duration::from_millis(self.ranking.ranking_refresh_ms)
-    }
-
-    pub fn ws_init_timeout(&self) -> Duration {
-        Duration::from_secs(self.limits.ws_init_timeout_secs)
-    }
-
     /// The web origins allowed to call the API from a browser: the setting, else any in dev
     /// mode and none but the server's own in jwt mode.
     pub fn allowed_origins(&self) -> AllowedOrigins {
         self.server
             .cors_allowed_origins
             .clone()
-            .unwrap_or(match self.effective_auth_mode() {
+            .unwrap_or(match self.auth.effective_auth_mode() {
                 AuthMode::Dev => AllowedOrigins::Any,
                 AuthMode::Jwt => AllowedOrigins::Listed(Vec::new()),
             })
     }
-
-    /// The Redis server or cluster `REDIS_URL` names; `None` when it is unset.
-    pub fn redis_servers(&self) -> Result<Option<RedisServers>, SettingsError> {
-        self.redis
-            .redis_url
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|reason| SettingsError {
-                setting: "REDIS_URL",
-                reason,
-            })
-    }
-
     /// Refuses combinations that cannot work or would be unsafe.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let url = self.database_url();
+        let url = self.database.database_url();
         if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
             .iter()
             .any(|scheme| url.starts_with(scheme))
@@ -581,7 +479,7 @@ impl Settings {
         }
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
-        let replicas = self.database_read_urls();
+        let replicas = self.database.database_read_urls();
         if self.database.database_read_url.is_some() && replicas.is_empty() {
             return Err(SettingsError {
                 setting: "DATABASE_READ_URL",
@@ -611,8 +509,8 @@ impl Settings {
                 reason: "must start with http:// or https://".into(),
             });
         }
-        self.redis_servers()?;
-        match self.effective_auth_mode() {
+        self.redis.redis_servers()?;
+        match self.auth.effective_auth_mode() {
             AuthMode::Dev if !self.server.bind.ip().is_loopback() => Err(SettingsError {
                 setting: "AUTH_MODE",
                 reason: format!(
@@ -643,6 +541,112 @@ impl Settings {
     }
 }
 
+impl DatabaseSettings {
+    /// The database URL in force (the embedded default when none is set).
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The read replicas' URLs (none when unset).
+    pub fn database_read_urls(&self) -> Vec<String> {
+        self.database_read_url
+            .iter()
+            .flat_map(|urls| urls.split(','))
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn replica_max_lag(&self) -> Duration {
+        Duration::from_millis(self.replica_max_lag_ms)
+    }
+
+    /// True when no database was configured: the embedded SQLite file gets demo data.
+    pub fn is_embedded_default(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// The requests' pool size in force: as set, else twice the cores (at least 10).
+    pub fn db_max_connections(&self) -> u32 {
+        self.db_max_connections
+            .unwrap_or_else(|| (2 * BatchSettings::machine_cores() as u32).max(10))
+    }
+
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+}
+
+impl AuthSettings {
+    /// The authentication mode in force: explicit, else jwt when a secret is set, else dev.
+    pub fn effective_auth_mode(&self) -> AuthMode {
+        self.auth_mode.unwrap_or(if self.jwt_secret.is_some() {
+            AuthMode::Jwt
+        } else {
+            AuthMode::Dev
+        })
+    }
+}
+
+impl OrderWriterSettings {
+    pub fn order_ttl(&self) -> Duration {
+        Duration::from_secs(self.order_ttl_secs)
+    }
+
+    /// How the order writer batches: lanes as set, else sized by the machine's cores.
+    pub fn order_batches(&self) -> BatchSettings {
+        BatchSettings {
+            writers: self.order_writers.map_or_else(
+                || BatchSettings::lanes_for(BatchSettings::machine_cores()),
+                |n| n as usize,
+            ),
+            max: self.order_batch_max as usize,
+            linger: Duration::from_micros(self.order_batch_linger_us),
+            max_wait: (self.order_queue_max_wait_ms > 0)
+                .then(|| Duration::from_millis(self.order_queue_max_wait_ms)),
+            nice: self.order_writer_nice,
+        }
+    }
+
+    pub fn order_expiry_sweep(&self) -> Duration {
+        Duration::from_millis(self.order_expiry_sweep_ms)
+    }
+}
+
+impl VerificationSettings {
+    /// How often the server verifies the invariants; `None`: never.
+    pub fn verify_interval(&self) -> Option<Duration> {
+        (self.verify_interval_secs > 0).then(|| Duration::from_secs(self.verify_interval_secs))
+    }
+}
+
+impl RankingSettings {
+    pub fn ranking_refresh(&self) -> Duration {
+        Duration::from_millis(self.ranking_refresh_ms)
+    }
+}
+
+impl LimitSettings {
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_init_timeout_secs)
+    }
+}
+
+impl RedisSettings {
+    /// The Redis server or cluster `REDIS_URL` names; `None` when it is unset.
+    pub fn redis_servers(&self) -> Result<Option<RedisServers>, SettingsError> {
+        self.redis_url
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|reason| SettingsError {
+                setting: "REDIS_URL",
+                reason,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,7 +654,7 @@ mod tests {
     #[test]
     fn the_starting_settings_are_the_documented_defaults_and_valid() {
         let settings = Settings::for_database("sqlite::memory:");
-        assert_eq!(settings.database_url(), "sqlite::memory:");
+        assert_eq!(settings.database.database_url(), "sqlite::memory:");
         assert_eq!(settings.server.bind, SocketAddr::from(([127, 0, 0, 1], 0)));
         // a few of README's table, one per kind of value
         assert_eq!(settings.limits.rate_limit_user_per_sec, 50);

@@ -72,7 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
             let addr = app.local_addr();
-            tracing::info!(%addr, auth_mode = ?settings.effective_auth_mode(), "listening");
+            tracing::info!(%addr, auth_mode = ?settings.auth.effective_auth_mode(), "listening");
             println!("GraphiQL: http://{addr}/graphql");
             app.run_until_stopped().await?;
         }
@@ -127,9 +127,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     settings.validate()?;
     Ok(Database::connect(
-        settings.database_url(),
-        settings.db_max_connections(),
-        settings.db_acquire_timeout(),
+        settings.database.database_url(),
+        settings.database.db_max_connections(),
+        settings.database.db_acquire_timeout(),
     )
     .await?)
 }

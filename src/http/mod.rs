@@ -82,7 +82,7 @@ impl HttpLimits {
             max_body_bytes: settings.server.max_body_bytes as usize,
             document,
             max_batch: settings.limits.max_batch as usize,
-            ws_init_timeout: settings.ws_init_timeout(),
+            ws_init_timeout: settings.limits.ws_init_timeout(),
             ws_max_connections: settings.limits.ws_max_connections,
             ws_max_subscriptions: settings.limits.ws_max_subscriptions as usize,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),

@@ -19,7 +19,7 @@ pub struct OrderSettings {
 impl OrderSettings {
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
-            pending_ttl: settings.order_ttl(),
+            pending_ttl: settings.orders.order_ttl(),
             time_zone: settings.ranking.time_zone,
         }
     }

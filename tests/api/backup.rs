@@ -192,7 +192,7 @@ async fn a_backup_taken_while_orders_run_restores_verified_and_serves_the_same_a
         },
         |server| async move {
             let backend = backend_named(server.backend, all);
-            let url = server.settings.database_url().to_owned();
+            let url = server.settings.database.database_url().to_owned();
             let mut buyers = vec![];
             for i in 0..BUYERS {
                 buyers.push(server.customer(&format!("buyer {i}"), 5_000_000).await);

@@ -240,7 +240,7 @@ async fn verify_finds_a_real_history_clean_and_names_each_corrupted_row() {
 
 /// Runs `commerce verify` (with `args`) on the server's database: (exit code, stdout).
 async fn run_binary(server: &TestServer, args: &'static [&'static str]) -> (i32, String) {
-    verify_command(server.settings.database_url().to_owned(), args).await
+    verify_command(server.settings.database.database_url().to_owned(), args).await
 }
 
 /// Runs `commerce verify` (with `args`) on the database at `url`: (exit code, stdout).

@@ -397,7 +397,7 @@ impl ServerProcess {
     pub async fn start(backend: &'static str, settings: &Settings) -> (Self, TestServer) {
         let port = spare_port();
         let mut env = vec![
-            ("DATABASE_URL", settings.database_url().to_owned()),
+            ("DATABASE_URL", settings.database.database_url().to_owned()),
             ("BIND", format!("127.0.0.1:{port}")),
             ("REDIS_KEY_PREFIX", settings.redis.redis_key_prefix.clone()),
             (

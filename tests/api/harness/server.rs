@@ -40,7 +40,7 @@ impl TestServer {
     /// A client of a server running elsewhere (a separate process) on the same database.
     pub async fn attach(backend: &'static str, settings: Settings, base: &str) -> Self {
         let database = commerce::infra::db::Database::connect(
-            settings.database_url(),
+            settings.database.database_url(),
             2,
             std::time::Duration::from_secs(5),
         )
