@@ -136,10 +136,11 @@ pub fn build_schema(state: AppState, limits: QueryLimits) -> AppSchema {
         .data(Arc::new(state.ranking.clone()) as SharedAlternatives)
         .data(state.ranking)
         .data(state.bus)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.document.max_recursion())
         .extension(crate::observability::RequestObserver)
-        .extension(ErrorCodes)
+        .extension(ErrorCodes {
+            max_complexity: limits.max_complexity,
+        })
         .extension(DocumentLimitsExtension(limits.document));
     if limits.disable_introspection {
         schema = schema.disable_introspection().disable_suggestions();

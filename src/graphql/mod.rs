@@ -24,16 +24,24 @@ use top_level::{TopLevelCode, has_code, with_code};
 /// Gives every error an `extensions.code`: GRAPHQL_PARSE_FAILED, QUERY_TOO_COMPLEX,
 /// GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT (a value of the wrong type or out of range, as a
 /// literal or in a variable) or, for anything else without one, INTERNAL_SERVER_ERROR (logged,
-/// its message hidden).
-pub struct ErrorCodes;
+/// its message hidden). It also refuses a document whose complexity (async-graphql's measure,
+/// list fields weighed by their page size) is over `max_complexity`, with our own code and
+/// message rather than by matching the library's.
+pub struct ErrorCodes {
+    pub max_complexity: usize,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+        Arc::new(ErrorCodesExtension {
+            max_complexity: self.max_complexity,
+        })
     }
 }
 
-struct ErrorCodesExtension;
+struct ErrorCodesExtension {
+    max_complexity: usize,
+}
 
 /// True for async-graphql's errors about a value that does not fit its type (its
 /// `InputValueError`s and the argument validation rule).
@@ -99,21 +107,30 @@ impl Extension for ErrorCodesExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        let validated = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| {
-                    let code = if e.message == "Query is too complex." {
-                        TopLevelCode::QueryTooComplex
-                    } else if is_coercion_error(&e) {
+                    let code = if is_coercion_error(&e) {
                         TopLevelCode::BadUserInput
                     } else {
                         TopLevelCode::GraphqlValidationFailed
                     };
                     with_code(e, code)
                 })
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        })?;
+        if validated.complexity > self.max_complexity {
+            let message = format!(
+                "the query's complexity is {}; at most {} is accepted (list fields count their page size)",
+                validated.complexity, self.max_complexity
+            );
+            return Err(vec![top_level::error(
+                TopLevelCode::QueryTooComplex,
+                message,
+            )]);
+        }
+        Ok(validated)
     }
 }
 

@@ -360,6 +360,9 @@ async fn batches_depth_and_complexity_are_bounded() {
         )
         .await;
         assert_eq!((status, error_code(&body)), (400, "QUERY_TOO_COMPLEX"));
+        // page sizes weigh: 30 x 100 products (and their edges and nodes), against 2,000
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("complexity is 18060;"), "{message}");
     })
     .await;
 }
