@@ -237,7 +237,7 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
         Ok(viewer) => viewer,
         Err(err) => return auth_refusal(&err, format),
     };
-    let request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or("")) {
+    let request = match request_of_url(parts.uri.query().unwrap_or("")) {
         Ok(request) => request,
         Err(err) => {
             let message = format!("the URL does not carry a GraphQL request: {err}");
@@ -269,6 +269,42 @@ pub async fn graphql_get_query(state: Arc<HttpState>, parts: &Parts) -> Response
         BatchResponse::Single(response.into_iter().next().unwrap_or_default()),
         format,
     )
+}
+
+/// The GraphQL request in a GET URL's parameters: `query`, `operationName`, and `variables` and
+/// `extensions` as JSON. (async-graphql's `parse_query_string` reads `operation_name`, not the
+/// spec's `operationName`, so a document of several operations could not be run over GET.)
+fn request_of_url(parameters: &str) -> Result<Request, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Parameters {
+        #[serde(default)]
+        query: String,
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    let parameters: Parameters =
+        serde_urlencoded::from_str(parameters).map_err(|err| err.to_string())?;
+    fn json<T: serde::de::DeserializeOwned>(
+        name: &str,
+        text: Option<String>,
+    ) -> Result<Option<T>, String> {
+        text.map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|err| format!("{name} is not JSON: {err}"))
+    }
+    let mut request = Request::new(parameters.query);
+    if let Some(variables) = json("variables", parameters.variables)? {
+        request = request.variables(variables);
+    }
+    if let Some(extensions) = json("extensions", parameters.extensions)? {
+        request.extensions = extensions;
+    }
+    if let Some(name) = parameters.operation_name {
+        request = request.operation_name(name);
+    }
+    Ok(request)
 }
 
 /// A request with neither a document nor a persisted query's hash is not a GraphQL request

@@ -182,6 +182,22 @@ async fn get_runs_queries_and_refuses_mutations() {
             "the GET created nothing"
         );
 
+        // operationName picks one operation of several, as over POST; a mutation is still 405
+        let two = "query A { __typename } query B { products { totalCount } } mutation C { createUser(input: {name: \"c\"}) { user { id } } }";
+        let pick = |name: &'static str| {
+            server
+                .http
+                .get(server.url("/graphql"))
+                .header("x-role", "ADMIN")
+                .query(&[("query", two), ("operationName", name)])
+                .send()
+        };
+        let response = pick("B").await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({ "data": { "products": { "totalCount": 0 } } }));
+        assert_eq!(pick("C").await.unwrap().status(), 405);
+
         let page = server
             .http
             .get(server.url("/graphql"))
