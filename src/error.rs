@@ -22,6 +22,8 @@ pub enum TopLevelCode {
     BadRequest,
     /// `Accept` allows neither JSON media type.
     NotAcceptable,
+    /// The body is over `MAX_BODY_BYTES`.
+    PayloadTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
     /// A mutation sent with GET.
@@ -49,6 +51,7 @@ impl TopLevelCode {
         match self {
             TopLevelCode::BadRequest => "BAD_REQUEST",
             TopLevelCode::NotAcceptable => "NOT_ACCEPTABLE",
+            TopLevelCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             TopLevelCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             TopLevelCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             TopLevelCode::RateLimited => "RATE_LIMITED",

@@ -37,6 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Authenticator, Credentials, Viewer};
 use crate::error::AppError;
+use crate::graphql::top_level::{self, TopLevelCode};
 use crate::schema::AppSchema;
 use crate::state::AppState;
 
@@ -105,6 +106,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            too_large_as_graphql(response, body_limit)
+        }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -113,6 +117,24 @@ pub fn router(state: HttpState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(Arc::new(state))
+}
+
+/// A body over the limit is refused by the body-limit layer (or the body's extractor) with a
+/// plain-text 413; clients get a GraphQL error with a code instead, like every other refusal.
+async fn too_large_as_graphql(response: Response, limit: usize) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let error = top_level::error(
+        TopLevelCode::PayloadTooLarge,
+        format!("the request body is over {limit} bytes (MAX_BODY_BYTES)"),
+    );
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        json!({ "errors": [error] }).to_string(),
+    )
+        .into_response()
 }
 
 /// `GET /graphql`: WebSocket upgrade, GraphiQL page, or a query in the URL.

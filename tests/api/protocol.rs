@@ -396,8 +396,8 @@ async fn depth_and_body_limits_refuse_requests() {
                 "{{ products {{ totalCount }} }} # {}",
                 "x".repeat(10_000)
             ));
-            let (status, _, _) = post_raw(&server, None, Some("application/json"), huge).await;
-            assert_eq!(status, 413);
+            let (status, _, body) = post_raw(&server, None, Some("application/json"), huge).await;
+            assert_eq!((status, error_code(&body)), (413, "PAYLOAD_TOO_LARGE"));
             let deep = "{ me { balanceHistory { edges { node { id } } } } }";
             let (status, _, body) = post_raw(
                 &server,
