@@ -34,6 +34,9 @@ pub const POLL: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Samples of the primary kept beyond the lag bound.
 const HISTORY_MARGIN: Duration = Duration::from_secs(5);
+/// Most samples of the primary kept for a replica further behind than the bound (an hour of a
+/// primary that writes all the time): past it, a lag reads as at least that old.
+const MAX_HISTORY: usize = 36_000;
 
 /// What the reads of a request or job must see.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -221,10 +224,9 @@ impl Replicas {
         // on the primary's own trouble (it shows on the write path) the last samples stay valid
         if let Ok(Some(position)) = wal_position(&self.primary, "pg_current_wal_lsn()").await {
             let mut history = self.history.lock().expect("replica history");
-            history.push_back((asked, position));
-            let keep = self.max_lag + HISTORY_MARGIN;
-            while history.len() > 1 && history.front().is_some_and(|(at, _)| at.elapsed() > keep) {
-                history.pop_front();
+            // only the first sample of a position tells when the primary wrote past it
+            if history.back().is_none_or(|(_, last)| *last != position) {
+                history.push_back((asked, position));
             }
         }
         let replayed = futures_util::future::join_all(self.replicas.iter().map(|replica| {
@@ -234,7 +236,11 @@ impl Replicas {
             )
         }))
         .await;
+        let mut slowest: Option<u64> = None;
         for (replica, answer) in self.replicas.iter().zip(replayed) {
+            if let Ok(Ok(Some(position))) = answer {
+                slowest = Some(slowest.map_or(position, |s| s.min(position)));
+            }
             let verdict = match answer {
                 Ok(Ok(Some(position))) => {
                     let lag = self.lag_behind(position);
@@ -254,6 +260,23 @@ impl Replicas {
                 )),
             };
             replica.settle(verdict);
+        }
+        self.forget_history(slowest);
+    }
+
+    /// Drops the samples no lag needs any more: older than the bound (and a margin) and already
+    /// replayed by the slowest replica that answered, so that a replica far behind reads as
+    /// far behind as it is, not as the age of the oldest sample kept.
+    fn forget_history(&self, slowest: Option<u64>) {
+        let keep = self.max_lag + HISTORY_MARGIN;
+        let mut history = self.history.lock().expect("replica history");
+        while history.len() > 1
+            && history.front().is_some_and(|(at, position)| {
+                history.len() > MAX_HISTORY
+                    || (at.elapsed() > keep && slowest.is_none_or(|s| *position <= s))
+            })
+        {
+            history.pop_front();
         }
     }
 
