@@ -363,9 +363,27 @@ pub struct VerificationSettings {
 pub enum AllowedOrigins {
     /// `*`: every origin.
     Any,
+    /// Pages served from this machine (`http(s)://localhost`, `127.0.0.1` or `[::1]`, any
+    /// port): the default of dev mode, whose `x-user-id` headers any other page could forge.
+    Loopback,
     /// Exactly these `scheme://host[:port]` origins, in lower case (none: only the server's own
     /// pages).
     Listed(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// Whether `origin` (`scheme://host[:port]`, as a browser sends it) is one of this machine's.
+    pub fn is_loopback(origin: &str) -> bool {
+        let Some((scheme, authority)) = origin.split_once("://") else {
+            return false;
+        };
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or("", |(host, _)| host),
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        matches!(scheme, "http" | "https")
+            && (host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1")
+    }
 }
 
 impl std::str::FromStr for AllowedOrigins {
@@ -454,14 +472,14 @@ impl Settings {
         settings
     }
 
-    /// The web origins allowed to call the API from a browser: the setting, else any in dev
-    /// mode and none but the server's own in jwt mode.
+    /// The web origins allowed to call the API from a browser: the setting, else this
+    /// machine's pages in dev mode and none but the server's own in jwt mode.
     pub fn allowed_origins(&self) -> AllowedOrigins {
         self.server
             .cors_allowed_origins
             .clone()
             .unwrap_or(match self.auth.effective_auth_mode() {
-                AuthMode::Dev => AllowedOrigins::Any,
+                AuthMode::Dev => AllowedOrigins::Loopback,
                 AuthMode::Jwt => AllowedOrigins::Listed(Vec::new()),
             })
     }

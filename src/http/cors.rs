@@ -31,6 +31,9 @@ pub fn layer(allowed: &AllowedOrigins) -> CorsLayer {
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER]);
     match allowed {
         AllowedOrigins::Any => layer.allow_origin(Any),
+        AllowedOrigins::Loopback => layer.allow_origin(AllowOrigin::predicate(|origin, _| {
+            origin.to_str().is_ok_and(AllowedOrigins::is_loopback)
+        })),
         AllowedOrigins::Listed(origins) => layer.allow_origin(AllowOrigin::list(
             origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
@@ -52,6 +55,7 @@ pub fn permits_socket(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
         .is_some_and(|(_, authority)| host.is_some_and(|h| authority.eq_ignore_ascii_case(h)));
     match allowed {
         AllowedOrigins::Any => true,
+        AllowedOrigins::Loopback => same_origin || AllowedOrigins::is_loopback(origin),
         AllowedOrigins::Listed(origins) => {
             same_origin || origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
         }

@@ -74,8 +74,38 @@ async fn server_with(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_mode_lets_any_origin_call() {
+async fn dev_mode_lets_only_this_machines_pages_call() {
     let (server, database) = server_with(|_| {}).await;
+    // a page elsewhere could otherwise act as anyone, ADMIN included, with dev headers
+    assert_eq!(cors_answers(&server, STRANGER).await, (None, None));
+    assert_eq!(socket_status(&server, Some(STRANGER)).await, 403);
+    for local in [
+        "http://localhost:5173",
+        "http://127.0.0.1:3000",
+        "https://[::1]:8443",
+    ] {
+        let allowed = Some(local.to_owned());
+        assert_eq!(
+            cors_answers(&server, local).await,
+            (allowed.clone(), allowed)
+        );
+        assert_eq!(socket_status(&server, Some(local)).await, 101);
+    }
+    // a look-alike is not local
+    assert_eq!(
+        cors_answers(&server, "http://localhost.evil.example").await,
+        (None, None)
+    );
+    server.stop();
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_lets_any_origin_call_when_told_to() {
+    let (server, database) = server_with(|settings| {
+        settings.server.cors_allowed_origins = Some(AllowedOrigins::Any);
+    })
+    .await;
     assert_eq!(
         cors_answers(&server, STRANGER).await,
         (Some("*".into()), Some("*".into()))
