@@ -15,24 +15,31 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::Viewer;
 use crate::infra::meters::{
-    DATA_PLATFORM_MISCONFIGURED, DB_POOL_CONNECTIONS, DB_STATEMENTS, GRAPHQL_REQUEST_DURATION,
-    GRAPHQL_REQUESTS, OUTBOX_BREAKER_STATE, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE,
-    OUTBOX_PENDING, WEBSOCKET_CONNECTIONS,
+    BATCH_SIZE, DATA_PLATFORM_MISCONFIGURED, DB_POOL_CONNECTIONS, DB_STATEMENTS,
+    GRAPHQL_REQUEST_DURATION, GRAPHQL_REQUESTS, OUTBOX_BREAKER_STATE, OUTBOX_FAILED,
+    OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING, WEBSOCKET_CONNECTIONS,
 };
 use crate::outbox::service::PlatformHealth;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Latency buckets, in seconds.
+/// Buckets of every histogram in seconds (latencies, lock waits).
 const BUCKETS: [f64; 14] = [
     0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Buckets of the batch sizes (commands per transaction; the writers cap them at 64 by
+/// default, `ORDER_BATCH_MAX` up to more).
+const SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
 /// The process-wide recorder (installed on first use: the recorder is global).
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), &BUCKETS)
+            // every histogram has buckets (no client-side summary): quantiles are computed by
+            // Prometheus over the sum of every instance's buckets
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+            .expect("valid buckets")
+            .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &SIZE_BUCKETS)
             .expect("valid buckets")
             .install_recorder()
             .expect("the only metrics recorder of the process")

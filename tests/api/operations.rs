@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
-    FreshDatabase, ServerProcess, backends, error_code, on_every_backend, on_every_backend_with,
-    sample, settings_on,
+    FreshDatabase, ServerProcess, backends, error_code, items, on_every_backend,
+    on_every_backend_with, sample, settings_on,
 };
 use crate::ws_client::{close_code, connect, initialised, receive, send};
 
@@ -37,11 +37,21 @@ async fn metrics_and_request_ids() {
         );
         let mutation = "mutation { chargeBalance(input: {amount: 0}) { userErrors { code } } }";
         server.user(user).post(mutation, json!({})).await;
+        let product = server.create_product("gauge", "metrics", 100, 5).await;
+        let order = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id } } }";
+        server
+            .user(user)
+            .data(order, json!({ "items": items(&[(product, 1)]) }))
+            .await;
 
         let text = server.metrics().await;
+        // histograms are buckets that sum across instances, never client-side quantiles
+        assert!(!text.contains("quantile="), "{text}");
         for expected in [
             "commerce_graphql_requests_total{operation=\"Balance\",outcome=\"ok\"}",
             "commerce_graphql_request_duration_seconds_bucket{operation=\"Balance\",outcome=\"ok\"",
+            "commerce_batch_size_bucket{writer=\"orders\",le=\"1\"}",
+            "commerce_batch_lock_wait_seconds_bucket{writer=\"orders\",le=\"0.0005\"}",
             "commerce_business_outcomes_total{mutation=\"chargeBalance\",outcome=\"OK\"}",
             "commerce_business_outcomes_total{mutation=\"chargeBalance\",outcome=\"INVALID_INPUT\"}",
             "commerce_charged_won_total",
