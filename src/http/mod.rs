@@ -9,7 +9,8 @@
 //!   if misconfigured), 503 otherwise. `/metrics`: Prometheus.
 //!
 //! Every request gets an `x-request-id` (the client's, or a new one), echoed in the answer and
-//! in the logs; every request has a time limit (408).
+//! in the logs; every request has a time limit (then 503 SERVICE_UNAVAILABLE, see
+//! [`stalled_as_unavailable`]).
 
 mod admission;
 mod cors;
@@ -113,6 +114,9 @@ pub fn router(state: HttpState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            stalled_as_unavailable(response, timeout)
+        }))
         .layer(cors)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -132,6 +136,43 @@ async fn too_large_as_graphql(response: Response, limit: usize) -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        json!({ "errors": [error] }).to_string(),
+    )
+        .into_response()
+}
+
+/// A request still unanswered at its time limit is the server's stall (a store that went silent),
+/// not a slow client: the timeout layer's empty 408 becomes 503 SERVICE_UNAVAILABLE with
+/// `Retry-After`. A write may still complete in its own task (run to completion), so the message
+/// says to retry with the same `idempotencyKey`.
+async fn stalled_as_unavailable(response: Response, limit: Duration) -> Response {
+    if response.status() != StatusCode::REQUEST_TIMEOUT {
+        return response;
+    }
+    let mut error = top_level::error(
+        TopLevelCode::ServiceUnavailable,
+        format!(
+            "no answer within {} s; a mutation may still be applied: retry it with the same \
+             idempotencyKey",
+            limit.as_secs()
+        ),
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("retryAfterSeconds", crate::error::RETRY_AFTER_SECS);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_owned(),
+            ),
+            (
+                header::RETRY_AFTER,
+                crate::error::RETRY_AFTER_SECS.to_string(),
+            ),
+        ],
         json!({ "errors": [error] }).to_string(),
     )
         .into_response()

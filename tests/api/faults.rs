@@ -1,5 +1,6 @@
-//! Faults survived: PostgreSQL restarting under load, Redis dying during a coupon event, the
-//! server SIGKILLed mid-burst, and two server processes sharing one database and Redis. Each test
+//! Faults survived: PostgreSQL restarting under load or going silent, Redis dying during a
+//! coupon event, the server SIGKILLed mid-burst, and two server processes sharing one database
+//! and Redis. Each test
 //! that stops something runs its own private server of it, never the shared ones.
 
 use std::collections::HashMap;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, MockPlatform, PrivatePostgres, PrivateRedis, ServerProcess, TestServer,
-    assert_invariants, id_of, items, server_backend, stock, test_settings, units_in_orders,
+    assert_invariants, error_code, id_of, items, server_backend, stock, test_settings,
+    units_in_orders,
 };
 use crate::ws_client::{initialised, receive, send};
 
@@ -93,6 +95,39 @@ async fn postgres_restarting_under_orders_gives_clean_errors_and_recovers() {
     )
     .await;
     server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_database_is_answered_unavailable_at_the_time_limit_never_an_empty_408() {
+    let postgres = PrivatePostgres::start().await;
+    let mut settings = test_settings(postgres.create_database("silent").await);
+    settings.server.request_timeout_secs = 2;
+    let server = TestServer::start("private-postgres", settings).await;
+    let user = server.customer("waiting", 100_000).await;
+    // every PostgreSQL process stopped in its tracks: connections open, nothing answers
+    postgres.freeze();
+    let sent = Instant::now();
+    let response = server
+        .http
+        .post(server.url("/graphql"))
+        .header("x-user-id", user.to_string())
+        .json(&json!({ "query": "{ me { balance } }" }))
+        .send()
+        .await;
+    let took = sent.elapsed();
+    postgres.thaw();
+    let response = response.expect("an answer");
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(4)).contains(&took),
+        "answered after {took:?}"
+    );
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(error_code(&body), "SERVICE_UNAVAILABLE");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfterSeconds"], 1);
+    // the database answers again: so does the server
+    assert_eq!(server.balance(user).await, 100_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -697,6 +697,36 @@ impl PrivatePostgres {
         self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
     }
 
+    /// Stops every process of the server in its tracks (SIGSTOP): connections stay open and
+    /// nothing answers, as behind a network that went silent. [`Self::thaw`] resumes them.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    /// Sends `signal` to the postmaster (its pid is the first line of `postmaster.pid`) and to
+    /// every process it started.
+    fn signal_all(&self, signal: &str) {
+        let pid_file = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .expect("a running server has postmaster.pid");
+        let pid = pid_file
+            .lines()
+            .next()
+            .expect("the postmaster's pid")
+            .trim();
+        for (command, target) in [("pkill", ["-P", pid]), ("kill", ["--", pid])] {
+            let sent = std::process::Command::new(command)
+                .arg(signal)
+                .args(target)
+                .status()
+                .expect("signals can be sent");
+            assert!(sent.success(), "{command} {signal} {target:?}");
+        }
+    }
+
     fn pg_ctl(&self, args: &[&str]) {
         assert!(
             pg_ctl_as_postgres(&self.bin.join("pg_ctl"), &self.dir, args, false),
