@@ -21,7 +21,7 @@ use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
 use crate::graphql::documents::Documents;
 use crate::http::limits::MutationLimits;
-use crate::http::{HttpLimits, HttpState, router};
+use crate::http::{Feeds, HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
 use crate::infra::redis::RedisConnection;
@@ -52,6 +52,7 @@ pub struct Application {
     connections: TaskTracker,
     grace: Duration,
     db: Database,
+    feeds: Feeds,
 }
 
 impl Application {
@@ -81,7 +82,9 @@ impl Application {
             shutdown: background.shutdown.clone(),
             connections: connections.clone(),
             open_sockets: Arc::new(AtomicU64::new(0)),
+            feeds: Feeds::default(),
         };
+        let feeds = http_state.feeds.clone();
         let listener = bind(settings.server.bind)
             .with_context(|| format!("cannot listen on BIND {}", settings.server.bind))?;
         Ok(Self {
@@ -93,6 +96,7 @@ impl Application {
             connections,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             db,
+            feeds,
         })
     }
 
@@ -104,6 +108,11 @@ impl Application {
     /// The database handle (e.g. to read how many statements ran).
     pub fn database(&self) -> Database {
         self.db.clone()
+    }
+
+    /// The public subscriptions its listeners share (e.g. to count their executions).
+    pub fn shared_feeds(&self) -> Feeds {
+        self.feeds.clone()
     }
 
     /// Cancelling this token stops the server gracefully.

@@ -343,7 +343,8 @@ pub struct RankingSettings {
     #[arg(long, env = "TIME_ZONE", default_value = "Asia/Seoul", global = true)]
     pub time_zone: chrono_tz::Tz,
 
-    /// How often the top sellers are recomputed when sales happened, in milliseconds.
+    /// Least time between two recomputations of the top sellers, in milliseconds (a sale after
+    /// a quiet spell is recomputed at once; a burst within the interval is coalesced).
     #[arg(long, env = "RANKING_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=300_000), global = true)]
     pub ranking_refresh_ms: u64,
 }

@@ -18,6 +18,7 @@ use crate::coupon::graphql::loaders::CouponLoader;
 use crate::coupon::graphql::{CouponMutation, CouponQuery};
 use crate::graphql::ErrorCodes;
 use crate::graphql::errors::Outcomes;
+use crate::graphql::feeds::Catchup;
 use crate::graphql::limits::DocumentLimits;
 use crate::graphql::limits::enforcement::DocumentLimitsExtension;
 use crate::graphql::pagination::IdConnection;
@@ -58,6 +59,18 @@ pub struct Mutation(
 /// Live updates over WebSocket (`graphql-transport-ws`).
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(CatalogSubscription, RankingSubscription);
+
+/// The subscription fields that are public feeds: their answers read nothing of the viewer (no
+/// viewer-dependent field is reachable from them), so every listener of one document and its
+/// variables may share one execution, and how a joining listener catches up. `None`: each
+/// operation executes on its own.
+pub fn shared_feed(subscription_field: &str) -> Option<Catchup> {
+    match subscription_field {
+        "rankingChanged" => Some(Catchup::LatestSnapshot),
+        "stockChanged" => Some(Catchup::Nothing),
+        _ => None,
+    }
+}
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
@@ -188,11 +201,16 @@ mod tests {
     /// Mutations whose outcomes are not counted: operators' tools, not business outcomes.
     const NOT_COUNTED: &[&str] = &["retryFailedDeliveries"];
 
-    /// The fields of `type Mutation`, as introspection lists them.
-    async fn mutation_fields() -> BTreeSet<String> {
+    /// Subscriptions that each listener executes on its own (none so far: both are public).
+    const NOT_SHARED: &[&str] = &[];
+
+    /// The fields of a root type, as introspection lists them.
+    async fn root_fields(root: &str) -> BTreeSet<String> {
         let schema = super::builder().finish();
         let response = schema
-            .execute(r#"{ __type(name: "Mutation") { fields { name } } }"#)
+            .execute(format!(
+                r#"{{ __type(name: "{root}") {{ fields {{ name }} }} }}"#
+            ))
             .await
             .into_result()
             .expect("introspection answers");
@@ -210,7 +228,7 @@ mod tests {
         let counted: BTreeSet<String> = super::business_outcomes()
             .map(|(mutation, _)| mutation.to_owned())
             .collect();
-        let mut expected = mutation_fields().await;
+        let mut expected = root_fields("Mutation").await;
         assert!(expected.len() >= 10, "{expected:?}");
         for name in NOT_COUNTED {
             assert!(expected.remove(*name), "{name} is not a mutation");
@@ -219,5 +237,18 @@ mod tests {
             counted, expected,
             "add a new mutation's Counted to its domain's COUNTED (and that to business_outcomes), or to NOT_COUNTED"
         );
+    }
+
+    #[tokio::test]
+    async fn every_subscription_is_a_shared_feed_or_said_not_to_be() {
+        let fields = root_fields("Subscription").await;
+        assert!(fields.len() >= 2, "{fields:?}");
+        for field in fields {
+            assert_ne!(
+                super::shared_feed(&field).is_some(),
+                NOT_SHARED.contains(&field.as_str()),
+                "{field}: list it in shared_feed (public) or in NOT_SHARED (reads the viewer)"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod documents;
 pub mod errors;
+pub mod feeds;
 pub mod limits;
 pub mod pagination;
 pub mod scalars;

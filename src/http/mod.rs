@@ -14,6 +14,8 @@
 
 mod admission;
 mod cors;
+mod feeds;
+pub use feeds::{FeedCounts, Feeds};
 mod graphql_http;
 pub mod limits;
 mod playground;
@@ -59,6 +61,8 @@ pub struct HttpState {
     /// WebSocket connections, waited for at shutdown.
     pub connections: TaskTracker,
     pub open_sockets: Arc<AtomicU64>,
+    /// Public subscriptions shared by their listeners.
+    pub feeds: feeds::Feeds,
 }
 
 /// Transport limits from the settings.

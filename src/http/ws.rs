@@ -13,6 +13,10 @@
 //! Credentials come from the `connection_init` payload (`Authorization`, or `x-user-id` /
 //! `x-role` in dev mode), else from the upgrade request's headers.
 //!
+//! A public subscription (`rankingChanged`, `stockChanged`) is served by the one execution that
+//! every listener of the same document and variables shares ([`super::feeds`]); anything else
+//! executes on its own.
+//!
 //! Limits: at most `WS_MAX_CONNECTIONS` connections (further upgrades get 503) and
 //! `WS_MAX_SUBSCRIPTIONS` running operations per connection (further ones get an `error`
 //! message); mutations count against the rate limits. When the server stops, every connection is
@@ -35,12 +39,13 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::admission::{Carrier, admit};
+use super::feeds::{self, FeedMessage, Listener};
 use super::{HttpState, existing, request_id, viewer_from_headers};
 use crate::auth::{Credentials, Viewer};
 use crate::error::AppError;
 use crate::graphql::top_level::{self, TopLevelCode};
 use crate::graphql::{complete_error_codes, failed_before_execution};
-use crate::infra::meters::SUBSCRIPTIONS_ACTIVE;
+use crate::infra::meters::{SOCKET_EXECUTIONS, SUBSCRIPTIONS_ACTIVE};
 use crate::observability::RequestId;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -73,6 +78,8 @@ enum Outbound {
     Next(String, GqlResponse),
     Error(String, GqlResponse),
     Complete(String),
+    /// A message of a shared feed, serialized once for all its listeners.
+    Feed(String, FeedMessage),
 }
 
 /// Accepts the upgrade when the client speaks `graphql-transport-ws` (or names no protocol).
@@ -198,25 +205,8 @@ impl Connection {
                     }
                 }
                 Some(outbound) = outbound_rx.recv() => {
-                    let message = match outbound {
-                        Outbound::Next(id, response) => {
-                            if !self.running.contains_key(&id) {
-                                continue;
-                            }
-                            json!({ "type": "next", "id": id, "payload": response })
-                        }
-                        Outbound::Error(id, response) => {
-                            self.running.remove(&id);
-                            json!({ "type": "error", "id": id, "payload": response.errors })
-                        }
-                        Outbound::Complete(id) => {
-                            if self.running.remove(&id).is_none() {
-                                continue;
-                            }
-                            json!({ "type": "complete", "id": id })
-                        }
-                    };
-                    if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                    let Some(frame) = self.frame(outbound) else { continue };
+                    if socket.send(Message::Text(frame.into())).await.is_err() {
                         break None;
                     }
                 }
@@ -234,6 +224,34 @@ impl Connection {
                 })))
                 .await;
         }
+    }
+
+    /// The text frame for an operation's message; `None` when the operation was completed (by
+    /// the client) meanwhile.
+    fn frame(&mut self, outbound: Outbound) -> Option<String> {
+        let message = match outbound {
+            Outbound::Next(id, response) => {
+                self.running.contains_key(&id).then_some(())?;
+                json!({ "type": "next", "id": id, "payload": response })
+            }
+            Outbound::Error(id, response) => {
+                self.running.remove(&id);
+                json!({ "type": "error", "id": id, "payload": response.errors })
+            }
+            Outbound::Complete(id) | Outbound::Feed(id, FeedMessage::Complete) => {
+                self.running.remove(&id)?;
+                json!({ "type": "complete", "id": id })
+            }
+            Outbound::Feed(id, FeedMessage::Next(payload)) => {
+                self.running.contains_key(&id).then_some(())?;
+                return Some(shared_frame("next", &id, &payload));
+            }
+            Outbound::Feed(id, FeedMessage::Error(errors)) => {
+                self.running.remove(&id);
+                return Some(shared_frame("error", &id, &errors));
+            }
+        };
+        Some(message.to_string())
     }
 
     /// Handles one client message; `Err` closes the connection (with a code, or silently).
@@ -310,7 +328,7 @@ impl Connection {
         let mutation = admitted.writes;
         let (state, outbound, op_id) = (self.state.clone(), outbound.clone(), id.clone());
         let serving = admitted.serve_one(&self.state, |request| {
-            execute(state, op_id, request, outbound)
+            operate(state, op_id, request, outbound)
         });
         let serving = match serving {
             Ok(serving) => serving,
@@ -417,6 +435,48 @@ impl Drop for ActiveOperation {
     }
 }
 
+/// A message whose payload is already serialized (by a shared feed).
+fn shared_frame(kind: &str, id: &str, payload: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_default();
+    format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
+}
+
+/// Serves one operation: as a listener of its feed when it is a public subscription, else by
+/// its own execution.
+async fn operate(
+    state: Arc<HttpState>,
+    id: String,
+    mut request: Request,
+    outbound: mpsc::Sender<Outbound>,
+) {
+    let Some((key, catchup)) = feeds::shareable(&mut request) else {
+        return execute(state, id, request, outbound).await;
+    };
+    let listener = state.feeds.listen(key, catchup, |channel| {
+        let db = state.app.db.clone();
+        let execution = feeds::execute_shared(state.clone(), request, channel);
+        tokio::spawn(async move { db.serve(None, false, execution).await }).abort_handle()
+    });
+    listen(listener, id, outbound).await;
+}
+
+/// Forwards a shared feed's messages to one listener.
+async fn listen(mut listener: Listener, id: String, outbound: mpsc::Sender<Outbound>) {
+    let _active = ActiveOperation::start();
+    while let Some(message) = listener.next().await {
+        let last = !matches!(message, FeedMessage::Next(_));
+        if outbound
+            .send(Outbound::Feed(id.clone(), message))
+            .await
+            .is_err()
+            || last
+        {
+            return;
+        }
+    }
+    let _ = outbound.send(Outbound::Complete(id)).await;
+}
+
 /// Runs one operation and forwards its responses; a request that fails before execution gets
 /// an `error` message, anything else `next` messages then `complete`.
 async fn execute(
@@ -426,6 +486,7 @@ async fn execute(
     outbound: mpsc::Sender<Outbound>,
 ) {
     let _active = ActiveOperation::start();
+    SOCKET_EXECUTIONS.increment("own", 1);
     let mut stream = state.schema.execute_stream(request);
     let mut first = true;
     while let Some(mut response) = stream.next().await {

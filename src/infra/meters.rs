@@ -26,6 +26,7 @@ pub const BATCH_LOCK_WAIT: &str = "commerce_batch_lock_wait_seconds";
 pub const BATCH_SHED: &str = "commerce_batch_shed_total";
 pub const WEBSOCKET_CONNECTIONS: &str = "commerce_websocket_connections";
 pub const SUBSCRIPTIONS_ACTIVE: &str = "commerce_subscriptions_active";
+pub const SHARED_FEEDS: &str = "commerce_shared_subscriptions";
 pub const EVENTS_PUBLISHED: &str = "commerce_events_published_total";
 pub const EVENTS_COALESCED: &str = "commerce_events_coalesced_total";
 pub const EVENT_BUS_REDIS_FAILURES: &str = "commerce_event_bus_redis_failures_total";
@@ -87,8 +88,21 @@ pub const DB_READS: CounterFamily = CounterFamily {
     values: &["primary", "replica"],
 };
 
-const FAMILIES: [&CounterFamily; 4] =
-    [&OUTBOX_DELIVERIES, &RANKING_CACHE, &RATE_LIMITED, &DB_READS];
+/// Executions of WebSocket operations started: `shared` serves every listener of one public
+/// subscription document with the same variables, `own` serves one operation.
+pub const SOCKET_EXECUTIONS: CounterFamily = CounterFamily {
+    name: "commerce_websocket_executions_total",
+    label: "kind",
+    values: &["shared", "own"],
+};
+
+const FAMILIES: [&CounterFamily; 5] = [
+    &OUTBOX_DELIVERIES,
+    &RANKING_CACHE,
+    &RATE_LIMITED,
+    &DB_READS,
+    &SOCKET_EXECUTIONS,
+];
 
 /// Unlabelled counters, with their help.
 const COUNTERS: [(&str, &str); 6] = [
@@ -148,6 +162,11 @@ const GAUGES: &[(&str, Option<metrics::Unit>, &str)] = &[
     (DB_STATEMENTS, None, "SQL statements executed since start"),
     (WEBSOCKET_CONNECTIONS, None, "open WebSocket connections"),
     (SUBSCRIPTIONS_ACTIVE, None, "running subscriptions"),
+    (
+        SHARED_FEEDS,
+        None,
+        "running shared subscription executions (one per distinct public document)",
+    ),
     (
         REPLICA_LAG,
         Some(metrics::Unit::Seconds),
@@ -221,6 +240,10 @@ pub fn register(
     }
     describe_counter!(OUTBOX_DELIVERIES.name, "data platform delivery attempts");
     describe_counter!(RANKING_CACHE.name, "top-sellers reads by cache result");
+    describe_counter!(
+        SOCKET_EXECUTIONS.name,
+        "WebSocket operations executed, shared by many listeners or each its own"
+    );
     describe_counter!(RATE_LIMITED.name, "mutations refused by a rate limit");
     describe_counter!(
         DB_READS.name,

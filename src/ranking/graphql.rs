@@ -10,6 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::snapshot::{self, MAX_ENTRIES, RankingSnapshot};
 use crate::catalog::graphql::product::Product;
 use crate::error::AppError;
+use crate::graphql::feeds::SharedExecution;
 use crate::graphql::scalars::Won;
 use crate::ranking::service::RankingService;
 
@@ -158,6 +159,16 @@ pub struct RankingUpdate {
     pub changes: Vec<RankChange>,
 }
 
+impl RankingUpdate {
+    /// The ranking as a first message shows it: no changes.
+    fn snapshot(ranking: Arc<RankingSnapshot>, limit: usize) -> Self {
+        Self {
+            top_sellers: TopSellers::new(ranking, limit),
+            changes: vec![],
+        }
+    }
+}
+
 fn window(days: i32, limit: i32) -> Result<(u32, usize), AppError> {
     if !(1..=MAX_DAYS).contains(&days) {
         return Err(AppError::BadUserInput(format!(
@@ -206,6 +217,7 @@ pub struct RankingSubscription;
 #[Subscription]
 impl RankingSubscription {
     /// The ranking now, then again whenever the order of its first `limit` products changes.
+    /// Every listener of the same document and variables is served by one execution.
     async fn ranking_changed(
         &self,
         ctx: &Context<'_>,
@@ -218,12 +230,14 @@ impl RankingSubscription {
         limit: i32,
     ) -> async_graphql::Result<impl Stream<Item = RankingUpdate> + use<>> {
         let (days, limit) = window(days, limit)?;
+        // shared by many listeners: after each change, the snapshot for those who join later
+        let snapshots_too = ctx.data_opt::<SharedExecution>().is_some();
         let ranking = ctx.data_unchecked::<RankingService>().clone();
         let mut updates = ranking.updates();
         let first = ranking.top_sellers(days).await.map_err(AppError::from)?;
         Ok(async_stream::stream! {
             let mut shown = first.top_ids(limit);
-            yield RankingUpdate { top_sellers: TopSellers::new(first, limit), changes: vec![] };
+            yield RankingUpdate::snapshot(first, limit);
             loop {
                 match updates.recv().await {
                     Ok(updated) if updated != days => continue,
@@ -237,7 +251,10 @@ impl RankingSubscription {
                 }
                 let changes = snapshot::changes(&shown, &ids).into_iter().map(RankChange::from).collect();
                 shown = ids;
-                yield RankingUpdate { top_sellers: TopSellers::new(current, limit), changes };
+                yield RankingUpdate { top_sellers: TopSellers::new(current.clone(), limit), changes };
+                if snapshots_too {
+                    yield RankingUpdate::snapshot(current, limit);
+                }
             }
         })
     }

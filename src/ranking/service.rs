@@ -2,7 +2,8 @@
 //! from `product_sales_daily`) and in-stock alternatives to a product.
 //!
 //! Freshness: ordering calls [`SalesSignal::sales_changed`] after a payment or refund commits;
-//! the [`super::worker`] recomputes on its next tick (one instance at a time with Redis) and
+//! the [`super::worker`] recomputes at once, or at the end of the refresh interval when it
+//! recomputed less than an interval ago (one instance at a time with Redis), and
 //! announces the new ranking on the bus; every instance then reloads it and tells its
 //! `rankingChanged` subscribers. A failing Redis is skipped (the database answers); a failing
 //! computation keeps the last good ranking.
@@ -18,7 +19,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
 };
-use tokio::sync::{Mutex, RwLock, broadcast};
+use tokio::sync::{Mutex, Notify, RwLock, broadcast};
 
 use super::sales::sales_date;
 use super::snapshot::{MAX_ENTRIES, RankedProduct, RankingSnapshot};
@@ -35,21 +36,37 @@ const RECENT_DAYS: u64 = 3;
 const CANDIDATES: u64 = 200;
 /// The ranking every instance keeps warm.
 pub const DEFAULT_DAYS: u32 = 3;
+/// How long the lock on recomputing outlives an instance that died holding it.
+const REFRESH_LOCK_LEASE: Duration = Duration::from_secs(10);
 /// Longest wait for Redis on a read before the database answers instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// Told by ordering that sales changed (cheap: one short lock): when the latest change was
-/// committed, so that the recomputation reads at least that fresh (read replicas).
+/// Told by ordering that sales changed (cheap: one short lock and a wake-up): when the latest
+/// change was committed, so that the recomputation reads at least that fresh (read replicas),
+/// and a wake-up for the worker, which recomputes at once unless it did within the refresh
+/// interval.
 #[derive(Clone, Debug, Default)]
-pub struct SalesSignal(Arc<std::sync::Mutex<Option<Instant>>>);
+pub struct SalesSignal(Arc<SalesSignalInner>);
+
+#[derive(Debug, Default)]
+struct SalesSignalInner {
+    latest: std::sync::Mutex<Option<Instant>>,
+    wake: Notify,
+}
 
 impl SalesSignal {
     pub fn sales_changed(&self) {
-        *self.0.lock().expect("sales signal") = Some(Instant::now());
+        *self.0.latest.lock().expect("sales signal") = Some(Instant::now());
+        self.0.wake.notify_one();
+    }
+
+    /// Waits for a sale signalled since the last wait (one that came meanwhile counts).
+    pub async fn sold(&self) {
+        self.0.wake.notified().await;
     }
 
     fn take(&self) -> Option<Instant> {
-        self.0.lock().expect("sales signal").take()
+        self.0.latest.lock().expect("sales signal").take()
     }
 }
 
@@ -64,7 +81,7 @@ pub struct RankingService {
     time_zone: Tz,
     redis: Option<(RedisConnection, String)>,
     bus: EventBus,
-    /// How often the worker may recompute; with Redis also how long a local copy is trusted.
+    /// At most one recomputation per interval; with Redis also how long a local copy is trusted.
     refresh: Duration,
     local: Arc<RwLock<HashMap<u32, Cached>>>,
     /// One loader at a time per process (the others serve what is there).
@@ -232,9 +249,10 @@ impl RankingService {
         stored
     }
 
-    /// One worker tick: recomputes the kept rankings if sales happened or the day changed, and
-    /// announces those that changed. With Redis, only one instance computes at a time.
-    pub async fn refresh_if_needed(&self) {
+    /// One worker round: recomputes the kept rankings if sales happened or the day changed, and
+    /// announces those that changed. With Redis, only one instance computes at a time. Returns
+    /// whether the round took a sale (the worker spaces those by the refresh interval).
+    pub async fn refresh_if_needed(&self) -> bool {
         let tracked: BTreeSet<u32> = {
             let local = self.local.read().await;
             local.keys().copied().chain([DEFAULT_DAYS]).collect()
@@ -248,20 +266,20 @@ impl RankingService {
         };
         let sold = self.signal.take();
         if sold.is_none() && !rolled_over {
-            return;
+            return false;
         }
-        if !self.acquire_refresh_lock().await {
-            // another instance is computing; look again next tick
+        let Some(lock) = self.acquire_refresh_lock().await else {
+            // another instance is computing; look again next round
             self.signal.sales_changed();
-            return;
-        }
+            return sold.is_some();
+        };
         // read no staler than the latest sale (a read replica that has not replayed it is skipped)
         let freshness = sold.map_or(Freshness::Any, Freshness::Since);
         for days in tracked {
             match reading(freshness, self.compute(days)).await {
                 Ok(fresh) => {
                     if !self.write_shared(&fresh).await {
-                        // try again next tick, so the other instances get it too
+                        // try again next round, so the other instances get it too
                         self.signal.sales_changed();
                     }
                     if self.keep(fresh).await.1 {
@@ -274,26 +292,48 @@ impl RankingService {
                 }
             }
         }
+        self.release_refresh_lock(lock).await;
+        sold.is_some()
     }
 
-    async fn acquire_refresh_lock(&self) -> bool {
+    /// The right to compute, across instances: `Some(token)` when this instance holds it (or
+    /// there is no Redis, or Redis does not answer: computing then is safe, only possibly
+    /// redundant). The lock expires by itself after [`REFRESH_LOCK_LEASE`] if its holder dies.
+    async fn acquire_refresh_lock(&self) -> Option<String> {
+        let token = uuid::Uuid::new_v4().to_string();
         let Some((conn, prefix)) = &self.redis else {
-            return true;
+            return Some(token);
         };
         let mut conn = conn.clone();
         let mut command = redis::cmd("SET");
         command
             .arg(format!("{prefix}ranking:lock"))
-            .arg(std::process::id())
+            .arg(&token)
             .arg("NX")
             .arg("PX")
-            .arg(self.refresh.as_millis().max(100) as u64);
+            .arg(REFRESH_LOCK_LEASE.as_millis() as u64);
         let lock = command.query_async::<Option<String>>(&mut conn);
         match tokio::time::timeout(REDIS_TIMEOUT, lock).await {
-            Ok(Ok(answer)) => answer.is_some(),
-            // Redis down: computing here is safe, only possibly redundant
-            _ => true,
+            Ok(Ok(answer)) => answer.map(|_| token),
+            _ => Some(token),
         }
+    }
+
+    /// Releases the lock if this instance still holds it (the next sale, here or elsewhere,
+    /// is computed at once).
+    async fn release_refresh_lock(&self, token: String) {
+        let Some((conn, prefix)) = &self.redis else {
+            return;
+        };
+        let mut conn = conn.clone();
+        let release = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        );
+        let mut invocation = release.key(format!("{prefix}ranking:lock"));
+        invocation.arg(token);
+        let released = invocation.invoke_async::<i64>(&mut conn);
+        // not released: it expires after its lease
+        let _ = tokio::time::timeout(REDIS_TIMEOUT, released).await;
     }
 
     /// Reacts to the bus: another instance's new ranking, or a resync after lost messages.

@@ -15,6 +15,7 @@ mod cluster;
 mod cors;
 mod coupons;
 mod faults;
+mod feeds;
 mod fuzz;
 mod hostile;
 mod instances;

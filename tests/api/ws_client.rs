@@ -38,6 +38,11 @@ pub async fn send(socket: &mut Socket, message: Value) {
 
 /// The next text message as JSON (fails after 5 s).
 pub async fn receive(socket: &mut Socket) -> Value {
+    serde_json::from_str(&receive_text(socket).await).unwrap()
+}
+
+/// The next text message as the server wrote it (fails after 5 s).
+pub async fn receive_text(socket: &mut Socket) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
@@ -45,7 +50,7 @@ pub async fn receive(socket: &mut Socket) -> Value {
             .expect("the socket is open")
             .expect("a frame");
         match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Text(text) => return text.as_str().to_owned(),
             Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
             _ => continue,
         }

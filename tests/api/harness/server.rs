@@ -14,6 +14,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     database: commerce::infra::db::Database,
+    /// The shared subscriptions of a server in this process (`None` for one attached).
+    feeds: Option<commerce::http::Feeds>,
     redis: Option<(String, String)>,
     /// The settings it was started with (a second instance can share its database).
     pub settings: Settings,
@@ -27,14 +29,17 @@ impl TestServer {
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         let database = app.database();
+        let feeds = app.shared_feeds();
         tokio::spawn(app.run_until_stopped());
-        Self::new(
+        let mut server = Self::new(
             backend,
             format!("http://{addr}"),
             shutdown,
             database,
             settings,
-        )
+        );
+        server.feeds = Some(feeds);
+        server
     }
 
     /// A client of a server running elsewhere (a separate process) on the same database.
@@ -75,6 +80,7 @@ impl TestServer {
                 .expect("an HTTP client"),
             shutdown,
             database,
+            feeds: None,
             redis: settings
                 .redis
                 .redis_url
@@ -108,6 +114,15 @@ impl TestServer {
                 .expect("DEL");
         }
         keys.len()
+    }
+
+    /// How many shared subscription executions the server started and runs (a server in this
+    /// process only).
+    pub fn shared_feeds(&self) -> commerce::http::FeedCounts {
+        self.feeds
+            .as_ref()
+            .expect("a server started by this test")
+            .counts()
     }
 
     /// The server's database handle, to arrange history no API can write (past days' sales).
