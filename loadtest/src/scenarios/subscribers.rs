@@ -5,9 +5,11 @@
 //! handshake and receiving its first snapshot before it counts as subscribed. The trigger orders
 //! one unit more of the new product than the current #1 has sold (in orders of at most 1,000
 //! units, the server's limit per product and order); a client's receive latency runs from the
-//! first trigger order's send to the first `next` message whose top entry is that product. The
-//! server's RSS is read from `/proc/PID/status` before connecting, once everyone is subscribed,
-//! and after the update (`--server-pid`).
+//! last trigger order's answer to the first `next` message whose top entry is that product
+//! (`receive_latency_ms`; `first_ms` is the earliest client). With `--server-pid`, the server's
+//! RSS is read from `/proc/PID/status` before connecting, once everyone is subscribed (memory
+//! per idle subscribed socket) and after the update, and its CPU time (`/proc/PID/stat`) spent
+//! from the trigger until every client received the update.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,20 +121,22 @@ pub async fn run(ctx: &Context, args: &SubscribersArgs) -> anyhow::Result<Outcom
     let rss_subscribed = rss_kb(args.server_pid)?;
 
     println!("run: making product {target} the best seller");
+    let cpu_before = cpu_ms(args.server_pid)?;
     let triggered = Instant::now();
-    let units = trigger(ctx, buyer, target, stock).await?;
-    let trigger_ms = triggered.elapsed().as_secs_f64() * 1000.0;
+    let (units, answered) = trigger(ctx, buyer, target, stock).await?;
+    let trigger_ms = (answered - triggered).as_secs_f64() * 1000.0;
     let deadline = triggered + Duration::from_secs_f64(args.wait);
     let mut received = Vec::new();
     while received.len() + lost.len() < subscribed.len() {
         match tokio::time::timeout_at(deadline.into(), inbox.recv()).await {
-            Ok(Some(Event::Received(at))) => received.push(at - triggered),
+            Ok(Some(Event::Received(at))) => received.push(at.saturating_duration_since(answered)),
             Ok(Some(Event::Lost(why) | Event::Failed(why))) => lost.push(why),
             Ok(Some(Event::Subscribed(_))) => {}
             Ok(None) | Err(_) => break,
         }
     }
     let rss_after = rss_kb(args.server_pid)?;
+    let cpu_after = cpu_ms(args.server_pid)?;
     shutdown.send(true)?;
     while clients.join_next().await.is_some() {}
 
@@ -155,13 +159,21 @@ pub async fn run(ctx: &Context, args: &SubscribersArgs) -> anyhow::Result<Outcom
     report.result("lost_after_subscribing", lost.len());
     report.result("lost_errors", lost.iter().take(5).collect::<Vec<_>>());
     report.result("receive_latency_ms", Latency::of(received.iter().copied()));
+    let first = received.iter().min().copied().unwrap_or_default();
+    report.result("first_ms", first.as_secs_f64() * 1000.0);
     report.result("received_within_1s", within(Duration::from_secs(1)));
     report.result("received_within_5s", within(Duration::from_secs(5)));
-    if args.server_pid.is_some() {
+    if let (Some(before), Some(subscribed_kb)) = (rss_before, rss_subscribed) {
         report.result(
             "server_rss_kb",
-            json!({ "before": rss_before, "subscribed": rss_subscribed, "after_update": rss_after }),
+            json!({ "before": before, "subscribed": subscribed_kb, "after_update": rss_after }),
         );
+        let per_socket =
+            subscribed_kb.saturating_sub(before) as f64 / subscribed.len().max(1) as f64;
+        report.result("server_rss_kb_per_subscriber", per_socket);
+    }
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        report.result("server_cpu_ms_for_update", after - before);
     }
     report.check(Check::new(
         "every client subscribed",
@@ -196,8 +208,14 @@ async fn top_quantity(ctx: &Context) -> anyhow::Result<i64> {
         .unwrap_or(0))
 }
 
-/// Orders one unit more of `target` than the #1 sold; returns the units ordered.
-async fn trigger(ctx: &Context, buyer: i64, target: i64, stock: i64) -> anyhow::Result<i64> {
+/// Orders one unit more of `target` than the #1 sold; returns the units ordered and when the
+/// last order was answered.
+async fn trigger(
+    ctx: &Context,
+    buyer: i64,
+    target: i64,
+    stock: i64,
+) -> anyhow::Result<(i64, Instant)> {
     let units = top_quantity(ctx).await? + 1;
     anyhow::ensure!(units <= stock, "the #1 sold {units} units meanwhile");
     let mut left = units;
@@ -209,7 +227,7 @@ async fn trigger(ctx: &Context, buyer: i64, target: i64, stock: i64) -> anyhow::
             .await?;
         left -= quantity;
     }
-    Ok(units)
+    Ok((units, Instant::now()))
 }
 
 /// One client: connect and subscribe (while holding a connection slot), then listen until told
@@ -344,6 +362,27 @@ fn rss_kb(pid: Option<u32>) -> anyhow::Result<Option<u64>> {
     Ok(Some(kb))
 }
 
+/// The CPU time (user and system) a process has used in ms, when a pid is given.
+fn cpu_ms(pid: Option<u32>) -> anyhow::Result<Option<u64>> {
+    let Some(pid) = pid else { return Ok(None) };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // the fields after the command name (which may hold spaces) are space-separated; utime and
+    // stime are the 14th and 15th of the line, in clock ticks (100 a second on Linux)
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(index)
+            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
+            .parse()?)
+    };
+    Ok(Some((ticks(11)? + ticks(12)?) * 10))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +401,13 @@ mod tests {
         let kb = rss_kb(Some(std::process::id())).unwrap().unwrap();
         assert!(kb > 0);
         assert_eq!(rss_kb(None).unwrap(), None);
+    }
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(cpu_ms(Some(std::process::id())).unwrap().unwrap() >= 10);
+        assert_eq!(cpu_ms(None).unwrap(), None);
     }
 }
