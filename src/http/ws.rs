@@ -73,10 +73,11 @@ enum ClientMessage {
     },
 }
 
-/// What a running operation sends back to the connection loop.
+/// What a running operation sends back to the connection loop (responses boxed: the channel
+/// allocates its slots in blocks, and an idle listener's connection should stay small).
 enum Outbound {
-    Next(String, GqlResponse),
-    Error(String, GqlResponse),
+    Next(String, Box<GqlResponse>),
+    Error(String, Box<GqlResponse>),
     Complete(String),
     /// A message of a shared feed, serialized once for all its listeners.
     Feed(String, FeedMessage),
@@ -492,12 +493,12 @@ async fn execute(
     while let Some(mut response) = stream.next().await {
         complete_error_codes(&mut response);
         if first && failed_before_execution(&response) {
-            let _ = outbound.send(Outbound::Error(id, response)).await;
+            let _ = outbound.send(Outbound::Error(id, Box::new(response))).await;
             return;
         }
         first = false;
         if outbound
-            .send(Outbound::Next(id.clone(), response))
+            .send(Outbound::Next(id.clone(), Box::new(response)))
             .await
             .is_err()
         {
