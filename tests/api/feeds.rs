@@ -6,22 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, id_of, items, on_every_backend, on_every_backend_with};
-use crate::ranking::{fast_ranking, ranked_ids};
+use crate::harness::{TestServer, id_of, on_every_backend, on_every_backend_with};
+use crate::ranking::{buy, fast_ranking, ranked_ids};
 use crate::ws_client::{Socket, initialised, receive, receive_text, send};
 
 const RANKING: &str = "subscription($limit: Int!) { rankingChanged(limit: $limit) { topSellers { entries { rank quantity product { id name } } } changes { product { id } rank previousRank movement } } }";
-
-async fn buy(server: &TestServer, user: i64, product: i64, quantity: i64) {
-    let data = server
-        .user(user)
-        .data(
-            "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { userErrors { code } } }",
-            json!({ "items": items(&[(product, quantity)]) }),
-        )
-        .await;
-    assert_eq!(data["placeOrder"]["userErrors"], json!([]), "{data}");
-}
 
 /// A socket subscribed to the ranking's first `limit`, with its first message (the snapshot).
 async fn listener(server: &TestServer, limit: i64) -> (Socket, Value) {

@@ -34,7 +34,7 @@ async fn past_sales(server: &TestServer, days_ago: u64, product: i64, quantity: 
     .expect("history row");
 }
 
-async fn buy(server: &TestServer, user: i64, product: i64, quantity: i64) -> Value {
+pub(crate) async fn buy(server: &TestServer, user: i64, product: i64, quantity: i64) -> Value {
     let data = server
         .user(user)
         .data(
