@@ -12,6 +12,7 @@ mod batches;
 mod catalog;
 mod clients;
 mod cluster;
+mod conformance;
 mod cors;
 mod coupons;
 mod faults;
