@@ -183,8 +183,9 @@ pub(crate) async fn do_resolve_container<'a>(
     futures: Vec<BoxFieldFuture<'a>>,
 ) -> Value {
     let mut results = IndexMap::new();
-    // commerce: remember whether a field failed, so that an object whose selection is empty
-    // (every field skipped, or fragments of other types only) is `{}`, not `null`
+    // commerce: remember whether a field failed (only a non-null one reaches here: a nullable
+    // one was answered null, see `Fields::add_set`), so that an object whose selection is empty
+    // (every field skipped, or fragments on other types only) is `{}`, not `null`
     let mut failed = false;
     let mut handle = |res| match res {
         Ok((name, value)) => insert_value(&mut results, name, value),
@@ -342,7 +343,28 @@ impl<'a> Fields<'a> {
                         }
                     });
 
-                    self.0.push(resolve_fut);
+                    // commerce: a nullable field whose resolution failed is answered null (the
+                    // error recorded) instead of being left out of its object; a non-null one
+                    // is still left out (see vendor/README.md)
+                    let nullable = ctx
+                        .schema_env
+                        .registry
+                        .types
+                        .get(T::type_name().as_ref())
+                        .and_then(|ty| ty.field_by_name(field.node.name.node.as_str()))
+                        .is_some_and(|meta| !meta.ty.ends_with('!'));
+                    if nullable {
+                        let ctx = ctx.clone();
+                        let key = field.node.response_key().node.clone();
+                        self.0.push(Box::pin(async move {
+                            resolve_fut.await.or_else(|error| {
+                                ctx.add_error(error);
+                                Ok((key, Value::Null))
+                            })
+                        }));
+                    } else {
+                        self.0.push(resolve_fut);
+                    }
                 }
                 selection => {
                     let (type_condition, selection_set) = match selection {
