@@ -132,8 +132,9 @@ pub struct ServerSettings {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub shutdown_grace_secs: u64,
 
-    /// Longest time one HTTP request may take, in seconds (then 408).
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    /// Longest time one HTTP request may take, in seconds (then 503 SERVICE_UNAVAILABLE with
+    /// Retry-After). 10 s: a store gone silent (a network blackhole) is answered within it.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub request_timeout_secs: u64,
 
     /// Largest accepted request body, in bytes.

@@ -20,6 +20,7 @@ mod feeds;
 mod fuzz;
 mod hostile;
 mod instances;
+mod network;
 mod operations;
 mod orders;
 mod outbox;

@@ -22,6 +22,7 @@ mod client;
 mod fixtures;
 mod invariants;
 mod processes;
+mod proxy;
 mod server;
 
 use std::future::Future;
@@ -37,6 +38,7 @@ pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
 pub use processes::{
     MockPlatform, PrivatePostgres, PrivateRedis, PrivateRedisCluster, ServerProcess,
 };
+pub use proxy::{Fault, FaultProxy};
 pub use server::TestServer;
 
 /// Runs `test` once per available backend, each time against a fresh database and server.

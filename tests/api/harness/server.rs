@@ -73,7 +73,7 @@ impl TestServer {
             base,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
-                // the server answers within its request timeout (30 s): past twice that, a
+                // the server answers within its request timeout (10 s by default): past twice that, a
                 // request hangs, and the test fails naming it instead of waiting forever
                 .timeout(std::time::Duration::from_secs(60))
                 .build()

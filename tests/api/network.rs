@@ -1,0 +1,222 @@
+//! A bad network between the server and PostgreSQL, through a fault-injecting proxy
+//! ([`FaultProxy`]): latency on every packet, blackholes of 5 s and 30 s (bytes held, sockets
+//! open), every connection reset, a 50 kB/s link. While each lasts, shoppers keep ordering and
+//! reading; every answer must come within the request time limit (REQUEST_TIMEOUT_SECS, 10 s by
+//! default) plus a margin, be a success or SERVICE_UNAVAILABLE with `retryAfterSeconds` (never an
+//! empty body, never another code), and `/readyz` must say the database is unavailable during a
+//! blackhole. After the heal, orders complete again within a bound and `commerce verify` is clean.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::harness::{Fault, FaultProxy, PrivatePostgres, TestServer, items};
+
+const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status } userErrors { code } } }";
+/// The longest an answer may take: the request time limit (10 s) and a margin for the machine.
+const ANSWER_BOUND: Duration = Duration::from_secs(12);
+/// The longest the server may take to order normally again after the network heals.
+const HEAL_BOUND: Duration = Duration::from_secs(10);
+const SHOPPERS: usize = 6;
+
+/// What the shoppers saw while a fault lasted.
+#[derive(Default, Debug)]
+struct Seen {
+    answers: usize,
+    longest: Duration,
+    outcomes: BTreeMap<String, usize>,
+    wrong: Vec<String>,
+}
+
+/// One shopper's request: an order or a balance read, timed and classified.
+async fn shop_once(server: &TestServer, user: i64, product: i64, order: bool, seen: &mut Seen) {
+    let (query, variables) = if order {
+        (PLACE, json!({ "items": items(&[(product, 1)]) }))
+    } else {
+        ("{ me { balance } }", json!({}))
+    };
+    let sent = Instant::now();
+    let response = server
+        .http
+        .post(server.url("/graphql"))
+        .header("x-user-id", user.to_string())
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await;
+    let took = sent.elapsed();
+    seen.answers += 1;
+    seen.longest = seen.longest.max(took);
+    let outcome = match response {
+        Err(err) => format!("transport error: {err}"),
+        Ok(response) => {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            match body["errors"][0]["extensions"]["code"].as_str() {
+                None if body["data"].is_object() => "ok".to_owned(),
+                Some("SERVICE_UNAVAILABLE")
+                    if body["errors"][0]["extensions"]["retryAfterSeconds"].is_number() =>
+                {
+                    format!("SERVICE_UNAVAILABLE ({status})")
+                }
+                _ => format!("{status} {body}"),
+            }
+        }
+    };
+    if took > ANSWER_BOUND {
+        seen.wrong
+            .push(format!("answered after {took:?}: {outcome}"));
+    }
+    if outcome != "ok" && !outcome.starts_with("SERVICE_UNAVAILABLE") {
+        seen.wrong.push(outcome.clone());
+    }
+    *seen.outcomes.entry(outcome).or_default() += 1;
+}
+
+/// Shoppers ordering and reading until `until`.
+async fn shoppers(server: &TestServer, users: &[i64], product: i64, until: Instant) -> Seen {
+    let runs = users.iter().map(|&user| async move {
+        let mut seen = Seen::default();
+        let mut order = user % 2 == 0;
+        while Instant::now() < until {
+            shop_once(server, user, product, order, &mut seen).await;
+            order = !order;
+        }
+        seen
+    });
+    let mut all = Seen::default();
+    for seen in join_all(runs).await {
+        all.answers += seen.answers;
+        all.longest = all.longest.max(seen.longest);
+        all.wrong.extend(seen.wrong);
+        for (outcome, count) in seen.outcomes {
+            *all.outcomes.entry(outcome).or_default() += count;
+        }
+    }
+    all
+}
+
+/// How long after the heal an order completes again (retrying while it does not).
+async fn time_to_normal(server: &TestServer, user: i64, product: i64) -> Duration {
+    let healed = Instant::now();
+    loop {
+        let answer = server
+            .user(user)
+            .post(PLACE, json!({ "items": items(&[(product, 1)]) }))
+            .await;
+        if answer["data"]["placeOrder"]["order"]["status"] == json!("COMPLETED") {
+            return healed.elapsed();
+        }
+        assert!(
+            healed.elapsed() < HEAL_BOUND,
+            "no order completes {HEAL_BOUND:?} after the heal: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
+    let postgres = PrivatePostgres::start().await;
+    let proxy = FaultProxy::start(([127, 0, 0, 1], postgres.port).into()).await;
+    let direct_url = postgres.create_database("network").await;
+    let url = direct_url.replace(
+        &format!(":{}/", postgres.port),
+        &format!(":{}/", proxy.addr.port()),
+    );
+    // the defaults, as in production (request time limit, pool and acquire timeouts)
+    let server = TestServer::start("private-postgres", crate::harness::test_settings(url)).await;
+    let stock = 1_000_000;
+    let (buyer, [product]) = server
+        .shop("buyer", 10_000_000, [("이어폰", "오디오", 1_000, stock)])
+        .await;
+    let mut users = vec![];
+    for n in 0..SHOPPERS {
+        users.push(server.customer(&format!("shopper{n}"), 10_000_000).await);
+    }
+
+    let faults: [(&str, Option<Fault>, Duration); 5] = [
+        (
+            "+200 ms on every packet",
+            Some(Fault::Latency(Duration::from_millis(200))),
+            Duration::from_secs(6),
+        ),
+        (
+            "blackhole 5 s",
+            Some(Fault::Blackhole),
+            Duration::from_secs(5),
+        ),
+        (
+            "blackhole 30 s",
+            Some(Fault::Blackhole),
+            Duration::from_secs(30),
+        ),
+        ("every connection reset", None, Duration::from_secs(3)),
+        (
+            "50 kB/s",
+            Some(Fault::Bandwidth(50_000)),
+            Duration::from_secs(6),
+        ),
+    ];
+    let mut report = vec![];
+    for (name, fault, lasting) in faults {
+        let until = Instant::now() + lasting;
+        match fault {
+            Some(fault) => proxy.set(fault),
+            None => proxy.reset_all(),
+        }
+        let readiness = async {
+            if fault != Some(Fault::Blackhole) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let asked = Instant::now();
+            let ready = server.get("/readyz").await;
+            let status = ready.status().as_u16();
+            let text = ready.text().await.unwrap_or_default();
+            Some((status, text, asked.elapsed()))
+        };
+        let (seen, readiness) = tokio::join!(shoppers(&server, &users, product, until), async {
+            let readiness = readiness.await;
+            // the fault lasts its time whatever the shoppers do; then the network heals
+            tokio::time::sleep_until(until.into()).await;
+            proxy.set(Fault::None);
+            readiness
+        });
+        let normal_after = time_to_normal(&server, buyer, product).await;
+        eprintln!(
+            "[network] {name}: {} answers, longest {:?}, {:?}; orders normal {normal_after:?} after the heal",
+            seen.answers, seen.longest, seen.outcomes
+        );
+        assert!(seen.wrong.is_empty(), "{name}: {:?}", seen.wrong);
+        if let Some((status, text, took)) = readiness {
+            assert_eq!(status, 503, "{name}: /readyz during the fault: {text}");
+            assert!(text.contains("database"), "{name}: {text}");
+            assert!(
+                took < Duration::from_secs(4),
+                "{name}: /readyz took {took:?}"
+            );
+        }
+        report.push((name, seen.longest, normal_after));
+    }
+    eprintln!("[network] longest answer and time to normal, per fault: {report:?}");
+
+    // healed: a run of orders all complete, the pool holds no dead connection
+    for _ in 0..20 {
+        let answer = server
+            .user(buyer)
+            .post(PLACE, json!({ "items": items(&[(product, 1)]) }))
+            .await;
+        assert_eq!(
+            answer["data"]["placeOrder"]["order"]["status"],
+            json!("COMPLETED"),
+            "{answer}"
+        );
+    }
+    // whatever was cut off mid-way: `commerce verify` finds stock, balances, orders, the
+    // ledger and the outbox in agreement
+    server.stop();
+    let (code, report) = crate::verify::verify_command(direct_url, &[]).await;
+    assert_eq!(code, 0, "commerce verify: {report}");
+}
