@@ -1,10 +1,12 @@
-//! A bad network between the server and PostgreSQL, through a fault-injecting proxy
+//! A bad network between the server and PostgreSQL, and between the server and Redis, through a
+//! fault-injecting proxy
 //! ([`FaultProxy`]): latency on every packet, blackholes of 5 s and 30 s (bytes held, sockets
 //! open), every connection reset, a 50 kB/s link. While each lasts, shoppers keep ordering and
 //! reading; every answer must come within the request time limit (REQUEST_TIMEOUT_SECS, 10 s by
 //! default) plus a margin, be a success or SERVICE_UNAVAILABLE with `retryAfterSeconds` (never an
 //! empty body, never another code), and `/readyz` must say the database is unavailable during a
-//! blackhole. After the heal, orders complete again within a bound and `commerce verify` is clean.
+//! blackhole. Meanwhile users race for the few coupons of an event: never more issued than there
+//! are. After the heal, orders complete again within a bound and `commerce verify` is clean.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,8 +14,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{Fault, FaultProxy, PrivatePostgres, TestServer, items};
+use crate::harness::{Fault, FaultProxy, PrivatePostgres, PrivateRedis, TestServer, items};
 
+const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) { coupon { id } userErrors { code } } }";
+/// Coupons of the event each fault's race is for, and the users racing for them.
+const COUPONS: i64 = 5;
+const RACERS: usize = 15;
 const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status } userErrors { code } } }";
 /// The longest an answer may take: the request time limit (10 s) and a margin for the machine.
 const ANSWER_BOUND: Duration = Duration::from_secs(12);
@@ -74,6 +80,40 @@ async fn shop_once(server: &TestServer, user: i64, product: i64, order: bool, se
     *seen.outcomes.entry(outcome).or_default() += 1;
 }
 
+/// `racers` each ask once, at once, for a coupon of `event`: "ok" is ISSUED, a user error
+/// (COUPON_EXHAUSTED) or SERVICE_UNAVAILABLE are fine, anything else is wrong.
+async fn coupon_race(server: &TestServer, racers: &[i64], event: i64) -> Seen {
+    let asks = racers.iter().map(|&user| async move {
+        let sent = Instant::now();
+        let answer = server.user(user).post(ISSUE, json!({ "id": event })).await;
+        (sent.elapsed(), answer)
+    });
+    let mut seen = Seen::default();
+    for (took, answer) in join_all(asks).await {
+        seen.answers += 1;
+        seen.longest = seen.longest.max(took);
+        let payload = &answer["data"]["issueCoupon"];
+        let outcome = match (
+            payload["userErrors"][0]["code"].as_str(),
+            error_code_of(&answer),
+        ) {
+            (None, None) if payload["coupon"].is_object() => "ok".to_owned(),
+            (Some(code), None) => code.to_owned(),
+            (None, Some("SERVICE_UNAVAILABLE")) => "SERVICE_UNAVAILABLE".to_owned(),
+            _ => format!("wrong: {answer}"),
+        };
+        if took > ANSWER_BOUND || outcome.starts_with("wrong") {
+            seen.wrong.push(format!("after {took:?}: {outcome}"));
+        }
+        *seen.outcomes.entry(outcome).or_default() += 1;
+    }
+    seen
+}
+
+fn error_code_of(answer: &Value) -> Option<&str> {
+    answer["errors"][0]["extensions"]["code"].as_str()
+}
+
 /// Shoppers ordering and reading until `until`.
 async fn shoppers(server: &TestServer, users: &[i64], product: i64, until: Instant) -> Seen {
     let runs = users.iter().map(|&user| async move {
@@ -116,6 +156,9 @@ async fn time_to_normal(server: &TestServer, user: i64, product: i64) -> Duratio
     }
 }
 
+/// What `/readyz` must answer while the store is blackholed: its status and a word of its text.
+type Readiness = (u16, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
     let postgres = PrivatePostgres::start().await;
@@ -125,8 +168,38 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
         &format!(":{}/", postgres.port),
         &format!(":{}/", proxy.addr.port()),
     );
-    // the defaults, as in production (request time limit, pool and acquire timeouts)
-    let server = TestServer::start("private-postgres", crate::harness::test_settings(url)).await;
+    // the defaults, as in production (request time limit, pool and acquire timeouts), but for
+    // the rate limits: the shoppers order flat out
+    let mut settings = crate::harness::test_settings(url);
+    settings.limits.rate_limit_user_per_sec = 0;
+    let server = TestServer::start("private-postgres", settings).await;
+    through_every_fault(&server, &proxy, (503, "database")).await;
+    // whatever was cut off mid-way: `commerce verify` finds stock, balances, orders, the
+    // ledger and the outbox in agreement
+    server.stop();
+    let (code, report) = crate::verify::verify_command(direct_url, &[]).await;
+    assert_eq!(code, 0, "commerce verify: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_faults_to_redis_get_bounded_answers_and_heal_exactly() {
+    let postgres = PrivatePostgres::start().await;
+    let redis = PrivateRedis::start().await;
+    let proxy = FaultProxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let url = postgres.create_database("network").await;
+    let mut settings = crate::harness::test_settings(url.clone());
+    settings.redis.redis_url = Some(format!("redis://127.0.0.1:{}", proxy.addr.port()));
+    settings.limits.rate_limit_user_per_sec = 0;
+    let server = TestServer::start("private-redis", settings).await;
+    // Redis is not needed to serve: ready, degraded, naming it
+    through_every_fault(&server, &proxy, (200, "redis")).await;
+    server.stop();
+    let (code, report) = crate::verify::verify_command(url, &[]).await;
+    assert_eq!(code, 0, "commerce verify: {report}");
+}
+
+/// Shoppers order and read through each fault in turn; see the module's documentation.
+async fn through_every_fault(server: &TestServer, proxy: &FaultProxy, blackholed: Readiness) {
     let stock = 1_000_000;
     let (buyer, [product]) = server
         .shop("buyer", 10_000_000, [("이어폰", "오디오", 1_000, stock)])
@@ -135,7 +208,6 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
     for n in 0..SHOPPERS {
         users.push(server.customer(&format!("shopper{n}"), 10_000_000).await);
     }
-
     let faults: [(&str, Option<Fault>, Duration); 5] = [
         (
             "+200 ms on every packet",
@@ -161,6 +233,13 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
     ];
     let mut report = vec![];
     for (name, fault, lasting) in faults {
+        let event = server
+            .coupon_event(name, "FIXED", 100, COUPONS, json!({}))
+            .await;
+        let mut racers = vec![];
+        for n in 0..RACERS {
+            racers.push(server.create_user(&format!("racer {name} {n}")).await);
+        }
         let until = Instant::now() + lasting;
         match fault {
             Some(fault) => proxy.set(fault),
@@ -177,31 +256,58 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
             let text = ready.text().await.unwrap_or_default();
             Some((status, text, asked.elapsed()))
         };
-        let (seen, readiness) = tokio::join!(shoppers(&server, &users, product, until), async {
-            let readiness = readiness.await;
-            // the fault lasts its time whatever the shoppers do; then the network heals
-            tokio::time::sleep_until(until.into()).await;
-            proxy.set(Fault::None);
-            readiness
-        });
-        let normal_after = time_to_normal(&server, buyer, product).await;
+        let race = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            coupon_race(server, &racers, event).await
+        };
+        let (seen, race, readiness) =
+            tokio::join!(shoppers(server, &users, product, until), race, async {
+                let readiness = readiness.await;
+                // the fault lasts its time whatever the shoppers do; then the network heals
+                tokio::time::sleep_until(until.into()).await;
+                proxy.set(Fault::None);
+                readiness
+            });
+        let normal_after = time_to_normal(server, buyer, product).await;
         eprintln!(
-            "[network] {name}: {} answers, longest {:?}, {:?}; orders normal {normal_after:?} after the heal",
-            seen.answers, seen.longest, seen.outcomes
+            "[{}] {name}: {} answers, longest {:?}, {:?}; coupons {:?} (longest {:?}); orders normal {normal_after:?} after the heal",
+            server.backend, seen.answers, seen.longest, seen.outcomes, race.outcomes, race.longest
         );
         assert!(seen.wrong.is_empty(), "{name}: {:?}", seen.wrong);
+        assert!(race.wrong.is_empty(), "{name}: coupons: {:?}", race.wrong);
+        // the gate never gives more than there are; each coupon answered ISSUED exists
+        let issued = server
+            .anonymous()
+            .data(
+                "query($id: ID!) { couponEvent(id: $id) { issuedQuantity } }",
+                json!({ "id": event }),
+            )
+            .await["couponEvent"]["issuedQuantity"]
+            .as_i64()
+            .unwrap();
+        let answered_issued = race.outcomes.get("ok").copied().unwrap_or(0) as i64;
+        assert!(
+            (answered_issued..=COUPONS).contains(&issued),
+            "{name}: {issued} issued, {answered_issued} answered ISSUED: {:?}",
+            race.outcomes
+        );
         if let Some((status, text, took)) = readiness {
-            assert_eq!(status, 503, "{name}: /readyz during the fault: {text}");
-            assert!(text.contains("database"), "{name}: {text}");
+            assert_eq!(
+                status, blackholed.0,
+                "{name}: /readyz during the fault: {text}"
+            );
+            assert!(text.contains(blackholed.1), "{name}: {text}");
             assert!(
                 took < Duration::from_secs(4),
                 "{name}: /readyz took {took:?}"
             );
         }
-        report.push((name, seen.longest, normal_after));
+        report.push((name, seen.longest.max(race.longest), normal_after));
     }
-    eprintln!("[network] longest answer and time to normal, per fault: {report:?}");
-
+    eprintln!(
+        "[{}] longest answer and time to normal, per fault: {report:?}",
+        server.backend
+    );
     // healed: a run of orders all complete, the pool holds no dead connection
     for _ in 0..20 {
         let answer = server
@@ -214,9 +320,4 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
             "{answer}"
         );
     }
-    // whatever was cut off mid-way: `commerce verify` finds stock, balances, orders, the
-    // ledger and the outbox in agreement
-    server.stop();
-    let (code, report) = crate::verify::verify_command(direct_url, &[]).await;
-    assert_eq!(code, 0, "commerce verify: {report}");
 }
