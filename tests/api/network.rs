@@ -1,4 +1,4 @@
-//! A bad network between the server and PostgreSQL, and between the server and Redis, through a
+//! A bad network between the server and PostgreSQL, Redis or the data platform, through a
 //! fault-injecting proxy
 //! ([`FaultProxy`]): latency on every packet, blackholes of 5 s and 30 s (bytes held, sockets
 //! open), every connection reset, a 50 kB/s link. While each lasts, shoppers keep ordering and
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{Fault, FaultProxy, PrivatePostgres, PrivateRedis, TestServer, items};
+use crate::harness::{
+    Fault, FaultProxy, MockPlatform, PrivatePostgres, PrivateRedis, TestServer, items,
+};
 
 const ISSUE: &str = "mutation($id: ID!) { issueCoupon(input: {eventId: $id}) { coupon { id } userErrors { code } } }";
 /// Coupons of the event each fault's race is for, and the users racing for them.
@@ -26,6 +28,7 @@ const ANSWER_BOUND: Duration = Duration::from_secs(12);
 /// The longest the server may take to order normally again after the network heals.
 const HEAL_BOUND: Duration = Duration::from_secs(10);
 const SHOPPERS: usize = 6;
+const SHOPPER_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the shoppers saw while a fault lasted.
 #[derive(Default, Debug)]
@@ -122,6 +125,8 @@ async fn shoppers(server: &TestServer, users: &[i64], product: i64, until: Insta
         while Instant::now() < until {
             shop_once(server, user, product, order, &mut seen).await;
             order = !order;
+            // a steady shopper, not a flood: the events of a minute are delivered in seconds
+            tokio::time::sleep(SHOPPER_PAUSE).await;
         }
         seen
     });
@@ -156,8 +161,9 @@ async fn time_to_normal(server: &TestServer, user: i64, product: i64) -> Duratio
     }
 }
 
-/// What `/readyz` must answer while the store is blackholed: its status and a word of its text.
-type Readiness = (u16, &'static str);
+/// What `/readyz` must answer while the store is blackholed: its status and a word of its text
+/// (`None`: not checked).
+type Readiness = Option<(u16, &'static str)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
@@ -173,7 +179,7 @@ async fn network_faults_to_postgresql_get_bounded_answers_and_heal_exactly() {
     let mut settings = crate::harness::test_settings(url);
     settings.limits.rate_limit_user_per_sec = 0;
     let server = TestServer::start("private-postgres", settings).await;
-    through_every_fault(&server, &proxy, (503, "database")).await;
+    through_every_fault(&server, &proxy, Some((503, "database"))).await;
     // whatever was cut off mid-way: `commerce verify` finds stock, balances, orders, the
     // ledger and the outbox in agreement
     server.stop();
@@ -192,10 +198,53 @@ async fn network_faults_to_redis_get_bounded_answers_and_heal_exactly() {
     settings.limits.rate_limit_user_per_sec = 0;
     let server = TestServer::start("private-redis", settings).await;
     // Redis is not needed to serve: ready, degraded, naming it
-    through_every_fault(&server, &proxy, (200, "redis")).await;
+    through_every_fault(&server, &proxy, Some((200, "redis"))).await;
     server.stop();
     let (code, report) = crate::verify::verify_command(url, &[]).await;
     assert_eq!(code, 0, "commerce verify: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_faults_to_the_data_platform_delay_no_order_and_lose_no_event() {
+    let postgres = PrivatePostgres::start().await;
+    let platform = MockPlatform::start().await;
+    let platform_port = platform.base.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], platform_port).into()).await;
+    let url = postgres.create_database("network").await;
+    let mut settings = crate::harness::test_settings(url.clone());
+    settings.outbox.data_platform_url = Some(format!("http://{}/events", proxy.addr));
+    settings.limits.rate_limit_user_per_sec = 0;
+    let server = TestServer::start("private-platform", settings).await;
+    // the platform is not needed to serve: orders go on, their events wait
+    through_every_fault(&server, &proxy, None).await;
+    // every event arrives after the heal, each once as the platform counts them (it drops a
+    // second delivery of an id: a send cut off after the platform took it is sent again)
+    let events = scalar(&server, "SELECT count(*) FROM outbox_events").await;
+    let received = platform
+        .wait_for(events as usize, Duration::from_secs(90))
+        .await;
+    assert_eq!(received["events"].as_array().unwrap().len() as i64, events);
+    eprintln!(
+        "[private-platform] {events} events delivered, {} deliveries dropped as duplicates",
+        received["duplicates"]
+    );
+    server.stop();
+    let (code, report) = crate::verify::verify_command(url, &[]).await;
+    assert_eq!(code, 0, "commerce verify: {report}");
+}
+
+async fn scalar(server: &TestServer, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = server.database().conn();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .expect(sql)
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a count")
 }
 
 /// Shoppers order and read through each fault in turn; see the module's documentation.
@@ -246,7 +295,7 @@ async fn through_every_fault(server: &TestServer, proxy: &FaultProxy, blackholed
             None => proxy.reset_all(),
         }
         let readiness = async {
-            if fault != Some(Fault::Blackhole) {
+            if fault != Some(Fault::Blackhole) || blackholed.is_none() {
                 return None;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -291,12 +340,9 @@ async fn through_every_fault(server: &TestServer, proxy: &FaultProxy, blackholed
             "{name}: {issued} issued, {answered_issued} answered ISSUED: {:?}",
             race.outcomes
         );
-        if let Some((status, text, took)) = readiness {
-            assert_eq!(
-                status, blackholed.0,
-                "{name}: /readyz during the fault: {text}"
-            );
-            assert!(text.contains(blackholed.1), "{name}: {text}");
+        if let (Some((status, text, took)), Some((expected, word))) = (readiness, blackholed) {
+            assert_eq!(status, expected, "{name}: /readyz during the fault: {text}");
+            assert!(text.contains(word), "{name}: {text}");
             assert!(
                 took < Duration::from_secs(4),
                 "{name}: /readyz took {took:?}"
