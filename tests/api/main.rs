@@ -29,5 +29,6 @@ mod protocol;
 mod ranking;
 mod replicas;
 mod schema;
+mod soak;
 mod verify;
 mod websocket;

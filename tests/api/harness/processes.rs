@@ -484,6 +484,14 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many files (sockets included) the process has open (from `/proc`).
+    pub fn open_files(&self) -> usize {
+        let pid = self.process.pid().expect("the process runs");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("/proc")
+            .count()
+    }
+
     /// The process's resident memory, in KiB (from `/proc`).
     pub fn resident_kib(&self) -> u64 {
         let pid = self.process.pid().expect("the process runs");
