@@ -19,6 +19,7 @@ mod pgbench;
 mod report;
 mod scenarios;
 mod setup;
+mod soak_chart;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,8 @@ enum Command {
     Subscribers(scenarios::subscribers::SubscribersArgs),
     /// Print a pgbench script doing the SQL of one placeOrder.
     PgbenchScript(pgbench::PgbenchArgs),
+    /// Draw the samples of the soak test (tests/api/soak.rs) as SVG charts.
+    SoakChart(soak_chart::SoakChartArgs),
 }
 
 #[tokio::main]
@@ -101,6 +104,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Subscribers(args) => scenarios::subscribers::run(&ctx, args).await?,
         Command::PgbenchScript(args) => {
             print!("{}", pgbench::script(args));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::SoakChart(args) => {
+            soak_chart::run(args)?;
             return Ok(ExitCode::SUCCESS);
         }
     };
