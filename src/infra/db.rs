@@ -312,6 +312,16 @@ impl Database {
     }
 }
 
+/// What PostgreSQL itself bounds on our sessions, whatever happens to the process or the
+/// network: a statement running longer than any request may (the request's answer is long
+/// gone: it held locks for nothing), and a transaction left open by a client that went silent
+/// (a network blackhole, a frozen process) holding its row locks until TCP gives up, which can
+/// be hours. Both end the statement or session; the transaction rolls back.
+const POSTGRES_SESSION_LIMITS: [(&str, &str); 2] = [
+    ("statement_timeout", "30s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+];
+
 /// How every pool connects.
 fn options(url: &str, max_connections: u32, acquire_timeout: Duration) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -327,7 +337,10 @@ fn options(url: &str, max_connections: u32, acquire_timeout: Duration) -> Connec
         .sqlx_logging(false)
         // the order writer's multi-row statements take one shape per batch size: keep them
         // all prepared (sqlx keeps 100 per connection by default)
-        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
+        .map_sqlx_postgres_opts(|o| {
+            o.statement_cache_capacity(STATEMENT_CACHE)
+                .options(POSTGRES_SESSION_LIMITS)
+        })
         .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE))
         .map_sqlx_sqlite_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     options

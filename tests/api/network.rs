@@ -367,3 +367,29 @@ async fn through_every_fault(server: &TestServer, proxy: &FaultProxy, blackholed
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_bounds_our_statements_and_transactions_left_idle() {
+    crate::harness::on_every_backend(|server| async move {
+        use sea_orm::ConnectionTrait;
+        let conn = server.database().conn();
+        if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+            eprintln!("[{}] PostgreSQL's session limits only", server.backend);
+            return;
+        }
+        let mut limits = vec![];
+        for setting in ["statement_timeout", "idle_in_transaction_session_timeout"] {
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("SELECT current_setting('{setting}')"),
+                ))
+                .await
+                .expect("a setting")
+                .expect("a row");
+            limits.push(row.try_get_by_index::<String>(0).expect("text"));
+        }
+        assert_eq!(limits, ["30s", "1min"], "[{}]", server.backend);
+    })
+    .await;
+}
