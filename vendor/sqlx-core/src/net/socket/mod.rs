@@ -193,6 +193,19 @@ pub async fn connect_tcp<Ws: WithSocket>(
         // (launchbadge/sqlx#4336); without it a statement sent in two writes (a TLS record
         // boundary) waits ~40 ms for the server's delayed ACK.
         stream.set_nodelay(true)?;
+        // commerce: a database gone silent (packets dropped, not refused) is noticed by the
+        // kernel within about half a minute instead of TCP's default of minutes to hours:
+        // keepalive probes after 10 s idle, every 5 s, 3 of them; unacknowledged writes given
+        // up after 30 s. The statement then fails and the pool drops the connection.
+        let socket = socket2::SockRef::from(&stream);
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(std::time::Duration::from_secs(10))
+                .with_interval(std::time::Duration::from_secs(5))
+                .with_retries(3),
+        )?;
+        #[cfg(target_os = "linux")]
+        socket.set_tcp_user_timeout(Some(std::time::Duration::from_secs(30)))?;
         return Ok(with_socket.with_socket(stream).await);
     }
 
