@@ -11,6 +11,7 @@ mod m20261121_000002_orders;
 mod m20261121_000003_coupons;
 mod m20261202_000004_installation;
 mod m20261202_000005_product_received;
+mod m20261206_000006_outbox_lease_precision;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_coupons::Migration),
             Box::new(m20261202_000004_installation::Migration),
             Box::new(m20261202_000005_product_received::Migration),
+            Box::new(m20261206_000006_outbox_lease_precision::Migration),
         ]
     }
 }

@@ -4,8 +4,9 @@
 //! - Claims a batch of due events under `FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL) and leases
 //!   them (pushes `next_attempt_at` [`LEASE_SENDS`] send timeouts ahead) before sending, so
 //!   several instances never send one event at once. The lease is renewed for the events still
-//!   to send whenever less than one send timeout of it is left, so a crashed sender's events are
-//!   due again within two send timeouts, however large its batch was.
+//!   to send whenever less than [`lease_left_to_send`] of it is left (a whole send and half a send
+//!   more to record it), so a crashed sender's events are due again within two send timeouts,
+//!   however large its batch was.
 //! - An event waits while an earlier event of the same order is undelivered: per order, events
 //!   arrive in creation order.
 //! - POSTs each event with its id as `Idempotency-Key`. 2xx: SENT. A 4xx that judges the event
@@ -16,8 +17,10 @@
 //!   event, they mean a wrong `DATA_PLATFORM_URL` or credentials, not a bad event.
 //! - A circuit breaker stops calling a platform that keeps failing and probes it after a
 //!   cool-down; while it is open no attempt is spent, and a failed probe spends none either, so a
-//!   burst against a down or misdirected platform stays PENDING however long it lasts. Opening
-//!   and closing are logged once each (the reason, e.g. "answers 404 to every event"), never
+//!   burst against a down or misdirected platform stays PENDING however long it lasts. When it
+//!   closes, the events whose retries the outage pushed back (up to `OUTBOX_RETRY_MAX_MS`) are
+//!   due again at once, so a platform that flaps gets its backlog within moments of each
+//!   recovery, not minutes after. Opening and closing are logged once each (the reason, e.g. "answers 404 to every event"), never
 //!   once per event; `/readyz` and `commerce_data_platform_misconfigured` tell it meanwhile.
 
 use std::sync::Arc;
@@ -42,6 +45,12 @@ use crate::infra::transact::Attempt;
 
 /// A lease covers this many send timeouts: the next send, and the renewal after it.
 const LEASE_SENDS: u32 = 2;
+
+/// What must be left of the lease to start a send: the longest send (its timeout), and half of
+/// that again to record the outcome before another relay may claim the event.
+fn lease_left_to_send(timeout: Duration) -> Duration {
+    timeout * 3 / 2
+}
 
 /// How the relay talks to the platform, from the settings.
 #[derive(Clone, Debug)]
@@ -174,7 +183,7 @@ impl Relay {
         let claimed = events.len() as u64;
         let mut blocked_orders = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            if Utc::now() + self.settings.timeout > leased_until {
+            if Utc::now() + lease_left_to_send(self.settings.timeout) > leased_until {
                 leased_until = self.renew(&events[index..]).await?;
             }
             if blocked_orders.contains(&event.aggregate_id) {
@@ -188,12 +197,12 @@ impl Relay {
             match self.send(event).await {
                 Delivery::Sent => {
                     OUTBOX_DELIVERIES.increment("sent", 1);
-                    self.platform_answered().await;
+                    self.platform_answered().await?;
                     self.mark_sent(event).await?;
                 }
                 Delivery::Rejected(error) => {
                     OUTBOX_DELIVERIES.increment("rejected", 1);
-                    self.platform_answered().await;
+                    self.platform_answered().await?;
                     tracing::error!(event_id = %event.event_id, %error, "outbox: the data platform rejected an event; marked FAILED");
                     self.mark_failed(event, event.attempts + 1, &error).await?;
                     blocked_orders.push(event.aggregate_id);
@@ -269,11 +278,32 @@ impl Relay {
         Ok(until)
     }
 
-    /// The platform answered (whatever it thought of the event): a breaker that was open closes.
-    async fn platform_answered(&self) {
+    /// The platform answered (whatever it thought of the event): a breaker that was open closes,
+    /// and the events whose retries the outage pushed back are due again at once.
+    async fn platform_answered(&self) -> Result<(), DbErr> {
         if self.breaker.lock().await.on_success() {
-            tracing::warn!("outbox: the data platform answers again; deliveries resume");
+            let resumed = self.resume_backed_off().await?;
+            tracing::warn!(
+                resumed,
+                "outbox: the data platform answers again; deliveries resume"
+            );
         }
+        Ok(())
+    }
+
+    /// Makes the PENDING events waiting for a retry due now; returns how many. Events leased to
+    /// a relay (due again at most a lease ahead, [`LEASE_SENDS`] send timeouts) keep their lease:
+    /// only times beyond one more send timeout than that are retries.
+    async fn resume_backed_off(&self) -> Result<u64, DbErr> {
+        let now = Utc::now();
+        let leases_end = now + self.settings.timeout * (LEASE_SENDS + 1);
+        let resumed = outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(now))
+            .filter(outbox_event::Column::Status.eq(OutboxStatus::Pending))
+            .filter(outbox_event::Column::NextAttemptAt.gt(leases_end))
+            .exec(self.db.conn())
+            .await?;
+        Ok(resumed.rows_affected)
     }
 
     /// The platform failed: the breaker counts it, and says so once when it opens.

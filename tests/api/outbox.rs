@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     FreshDatabase, MockPlatform, ServerProcess, TestServer, backends, id_of, items,
-    on_every_backend_with, sample, settings_on,
+    on_every_backend, on_every_backend_with, sample, settings_on,
 };
 
 const PLACE: &str = "mutation($items: [OrderItemInput!]!) { placeOrder(input: {items: $items}) { order { id status total } userErrors { code } } }";
@@ -345,6 +345,46 @@ async fn a_platform_down_for_the_whole_burst_gets_everything_once_in_order_after
     .await;
 }
 
+/// The first failures of an outage put their events off for their backoff (a minute here, up to
+/// OUTBOX_RETRY_MAX_MS in production) before the breaker opens; when the platform answers again
+/// they go at once with the rest, not a minute later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_put_off_by_an_outage_go_as_soon_as_the_platform_answers_again() {
+    let platform = MockPlatform::start().await;
+    let relay = relay_to(&platform);
+    let slow_retries = |settings: &mut Settings| {
+        relay(settings);
+        settings.outbox.outbox_retry_base_ms = 60_000;
+        settings.outbox.outbox_retry_max_ms = 600_000;
+    };
+    on_every_backend_with(slow_retries, |server| {
+        let platform = &platform;
+        async move {
+            let known = recovered(platform).await;
+            platform.control(json!({ "failWith": 503 })).await;
+            let (user, product) = shop(&server, 100).await;
+            for _ in 0..5 {
+                place(&server, user, product).await;
+            }
+            let opened = Instant::now() + Duration::from_secs(10);
+            while stats(&server).await["circuitState"] == json!("CLOSED") {
+                assert!(Instant::now() < opened, "the breaker opens");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            platform.control(json!({ "recover": true })).await;
+            let recovered_at = Instant::now();
+            let received = platform.wait_for(known + 5, Duration::from_secs(10)).await;
+            assert_eq!(arrivals(&received)[known..].len(), 5);
+            eprintln!(
+                "[{}] 5 events put off by an outage delivered {:?} after the recovery",
+                server.backend,
+                recovered_at.elapsed()
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
     let platform = MockPlatform::start().await;
@@ -429,6 +469,47 @@ async fn two_sending_instances_never_send_one_event_twice() {
             platform.control(json!({ "delayMs": 0 })).await;
             second.stop();
         }
+    })
+    .await;
+}
+
+/// A lease ends at the instant its sender meant, to the microsecond, on every backend: MySQL's
+/// `TIMESTAMP` kept whole seconds (MariaDB cut the fraction off), so a lease could end up to a
+/// second early and a second sender sent an event the first was still sending.
+#[tokio::test]
+async fn an_outbox_lease_keeps_its_microseconds() {
+    use entity::outbox_event;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+
+    on_every_backend(|server| async move {
+        let (user, product) = shop(&server, 10).await;
+        let order = place(&server, user, product).await;
+        let order_id: i64 = id_of(&order["id"]);
+        let conn = server.database().conn();
+        let lease = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05.678912Z")
+            .unwrap()
+            .to_utc();
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::NextAttemptAt, Expr::value(lease))
+            .filter(outbox_event::Column::AggregateId.eq(order_id))
+            .exec(conn)
+            .await
+            .unwrap();
+        let stored = outbox_event::Entity::find()
+            .filter(outbox_event::Column::AggregateId.eq(order_id))
+            .select_only()
+            .column(outbox_event::Column::NextAttemptAt)
+            .into_tuple::<chrono::DateTime<chrono::Utc>>()
+            .all(conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            vec![lease],
+            "[{}] the lease as stored",
+            server.backend
+        );
     })
     .await;
 }
