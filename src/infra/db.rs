@@ -380,7 +380,8 @@ pub fn is_transient(err: &DbErr) -> bool {
 }
 
 /// True when the database cannot be reached (down, restarting, shutting down, out of
-/// connections, pool exhausted): worth a retry by the client later, not a bug.
+/// connections, pool exhausted) or cannot take more now (its disk is full): worth a retry by the
+/// client later, not a bug.
 pub fn is_unavailable(err: &DbErr) -> bool {
     let runtime = match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
@@ -400,13 +401,19 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         return true;
     }
     match refusal(err) {
-        // 1040 too many connections, 1053 server shutdown, 1077 normal shutdown, 1927 connection
-        // killed, 2006 gone away, 2013 lost connection
-        Some(Refusal::MySql(number)) => matches!(number, 1040 | 1053 | 1077 | 1927 | 2006 | 2013),
-        // PostgreSQL: class 08 (connection exception), 53300 too many connections, 57P01 admin
-        // shutdown, 57P02 crash shutdown, 57P03 cannot connect now
+        // 1021 disk full, 1040 too many connections, 1053 server shutdown, 1077 normal shutdown,
+        // 1114 table full (its disk), 1927 connection killed, 2006 gone away, 2013 lost connection
+        Some(Refusal::MySql(number)) => matches!(
+            number,
+            1021 | 1040 | 1053 | 1077 | 1114 | 1927 | 2006 | 2013
+        ),
+        // PostgreSQL: class 08 (connection exception), class 53 (insufficient resources: 53100
+        // disk full, 53200 out of memory, 53300 too many connections), 57P01 admin shutdown,
+        // 57P02 crash shutdown, 57P03 cannot connect now; SQLite: 13 FULL (its disk)
         Some(Refusal::Code(code)) => {
-            code.starts_with("08") || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "13")
         }
         None => false,
     }

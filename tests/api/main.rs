@@ -15,6 +15,7 @@ mod cluster;
 mod conformance;
 mod cors;
 mod coupons;
+mod disk;
 mod faults;
 mod feeds;
 mod fuzz;

@@ -32,11 +32,11 @@ const SHOPPER_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the shoppers saw while a fault lasted.
 #[derive(Default, Debug)]
-struct Seen {
-    answers: usize,
-    longest: Duration,
-    outcomes: BTreeMap<String, usize>,
-    wrong: Vec<String>,
+pub(crate) struct Seen {
+    pub(crate) answers: usize,
+    pub(crate) longest: Duration,
+    pub(crate) outcomes: BTreeMap<String, usize>,
+    pub(crate) wrong: Vec<String>,
 }
 
 /// One shopper's request: an order or a balance read, timed and classified.
@@ -118,7 +118,12 @@ fn error_code_of(answer: &Value) -> Option<&str> {
 }
 
 /// Shoppers ordering and reading until `until`.
-async fn shoppers(server: &TestServer, users: &[i64], product: i64, until: Instant) -> Seen {
+pub(crate) async fn shoppers(
+    server: &TestServer,
+    users: &[i64],
+    product: i64,
+    until: Instant,
+) -> Seen {
     let runs = users.iter().map(|&user| async move {
         let mut seen = Seen::default();
         let mut order = user % 2 == 0;
@@ -143,7 +148,7 @@ async fn shoppers(server: &TestServer, users: &[i64], product: i64, until: Insta
 }
 
 /// How long after the heal an order completes again (retrying while it does not).
-async fn time_to_normal(server: &TestServer, user: i64, product: i64) -> Duration {
+pub(crate) async fn time_to_normal(server: &TestServer, user: i64, product: i64) -> Duration {
     let healed = Instant::now();
     loop {
         let answer = server

@@ -36,7 +36,7 @@ pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
 pub use client::{error_code, id_of, items, sample};
 pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
 pub use processes::{
-    MockPlatform, PrivatePostgres, PrivateRedis, PrivateRedisCluster, ServerProcess,
+    MockPlatform, PrivatePostgres, PrivateRedis, PrivateRedisCluster, ServerProcess, SmallDisk,
 };
 pub use proxy::{Fault, FaultProxy};
 pub use server::TestServer;

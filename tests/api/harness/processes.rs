@@ -534,12 +534,17 @@ pub struct PrivatePostgres {
 
 impl PrivatePostgres {
     pub async fn start() -> Self {
+        Self::start_in(&std::env::temp_dir()).await
+    }
+
+    /// A server whose files (data directory, WAL, log) all live under `base`.
+    pub async fn start_in(base: &Path) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is installed under /usr/lib/postgresql")
             .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
             .find(|bin| bin.join("initdb").exists())
             .expect("initdb");
-        let postgres = Self::prepare(bin, String::new(), |bin, data| {
+        let postgres = Self::prepare(base, bin, String::new(), |bin, data| {
             vec![
                 text(&bin.join("initdb")).to_owned(),
                 "-D".into(),
@@ -559,38 +564,44 @@ impl PrivatePostgres {
     pub async fn start_replica(&self, apply_delay: Duration) -> Self {
         let primary_port = self.port.to_string();
         let settings = format!(" -c recovery_min_apply_delay={}ms", apply_delay.as_millis());
-        let replica = Self::prepare(self.bin.clone(), settings, |bin, data| {
-            [
-                text(&bin.join("pg_basebackup")),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &primary_port,
-                "-U",
-                "postgres",
-                "-D",
-                text(data),
-                "-R",
-                "-X",
-                "stream",
-                "--checkpoint=fast",
-            ]
-            .map(str::to_owned)
-            .to_vec()
-        });
+        let replica = Self::prepare(
+            &std::env::temp_dir(),
+            self.bin.clone(),
+            settings,
+            |bin, data| {
+                [
+                    text(&bin.join("pg_basebackup")),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &primary_port,
+                    "-U",
+                    "postgres",
+                    "-D",
+                    text(data),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            },
+        );
         replica.resume().await;
         replica
     }
 
-    /// A data directory made by `make(bin, data)` (run as the postgres user) on a spare port,
-    /// removed with the server when dropped.
+    /// A data directory under `base` made by `make(bin, data)` (run as the postgres user) on a
+    /// spare port, removed with the server when dropped.
     fn prepare(
+        base: &Path,
         bin: PathBuf,
         settings: String,
         make: impl FnOnce(&Path, &Path) -> Vec<String>,
     ) -> Self {
         let port = spare_port();
-        let dir = std::env::temp_dir().join(format!("commerce-pg-{}-{port}", std::process::id()));
+        let dir = base.join(format!("commerce-pg-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a data directory");
         if is_root() {
@@ -780,4 +791,75 @@ fn as_postgres(command: &[&str], quiet: bool) -> bool {
         process.stderr(Stdio::null());
     }
     process.status().is_ok_and(|s| s.success())
+}
+
+/// A small disk of the test's own (a tmpfs mounted on a fresh directory; the tests run as root),
+/// that [`Self::fill`] fills up to a few bytes and [`Self::free`] frees again; unmounted when
+/// dropped.
+pub struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(megabytes: u64) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "commerce-disk-{}-{}",
+            std::process::id(),
+            spare_port()
+        ));
+        std::fs::create_dir_all(&path).expect("a mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=1777")])
+            .args(["tmpfs", text(&path)])
+            .status();
+        assert!(
+            mounted.is_ok_and(|s| s.success()),
+            "mount a tmpfs on {path:?} (the tests run as root)"
+        );
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes still free on it.
+    pub fn available(&self) -> u64 {
+        let output = Command::new("df")
+            .args(["--output=avail", "-B1", text(&self.path)])
+            .output()
+            .expect("df runs");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|line| line.trim().parse().ok())
+            .expect("df prints the free bytes")
+    }
+
+    /// Takes all but `left` bytes of what is free with a ballast file.
+    pub fn fill(&self, left: u64) {
+        let take = self.available().saturating_sub(left);
+        let status = Command::new("fallocate")
+            .args(["-l", &take.to_string(), text(&self.ballast())])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "fallocate {take} bytes");
+    }
+
+    /// Frees what [`Self::fill`] took.
+    pub fn free(&self) {
+        std::fs::remove_file(self.ballast()).expect("the ballast file");
+    }
+
+    fn ballast(&self) -> PathBuf {
+        self.path.join("ballast")
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .args(["-l", text(&self.path)])
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }
