@@ -74,7 +74,9 @@ pub struct ChargeBalanceInput {
 
 /// The result of `chargeBalance`: the new balance and its ledger entry, or why nothing was
 /// charged.
+// (its `viewer` field is resolved in users::graphql::payloads, next to `User`)
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ChargeBalancePayload {
     /// The balance right after this charge, in won; null when refused.
     pub balance: Option<Won>,

@@ -65,6 +65,68 @@ fn codes(payload: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a client cache needs from each payload: the viewer with their new balance and the
+/// order's products with their new stock, so no second query is needed after a mutation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_carry_the_viewer_and_the_products_they_changed() {
+    const CHANGED: &str = "order { id status items { product { id stock } } }
+        viewer { id balance } userErrors { code }";
+    on_every_backend(|server| async move {
+        let (kim, [mouse]) = server
+            .shop("김철수", 50_000, [("무선 마우스", "마우스", 10_000, 5)])
+            .await;
+        let me = json!(kim.to_string());
+        let user = server.user(kim);
+        let run = |mutation: &'static str, input: Value| {
+            let input_type = match mutation {
+                "placeOrder" | "createOrder" => "PlaceOrderInput",
+                "payOrder" => "PayOrderInput",
+                _ => "CancelOrderInput",
+            };
+            let query = format!(
+                "mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ {CHANGED} }} }}"
+            );
+            let user = &user;
+            async move { user.data(&query, json!({ "input": input })).await[mutation].clone() }
+        };
+        let seen = |payload: &Value| {
+            (
+                payload["viewer"]["id"].clone(),
+                payload["viewer"]["balance"].clone(),
+                payload["order"]["items"][0]["product"]["stock"].clone(),
+                payload["order"]["status"].clone(),
+            )
+        };
+        let line = json!([{ "productId": mouse.to_string(), "quantity": 2 }]);
+
+        let placed = run("placeOrder", json!({ "items": line })).await;
+        assert_eq!(seen(&placed), (me.clone(), json!(30_000), json!(3), json!("COMPLETED")));
+        let created = run("createOrder", json!({ "items": line })).await;
+        assert_eq!(seen(&created), (me.clone(), json!(30_000), json!(1), json!("PENDING")));
+        let id = created["order"]["id"].clone();
+        let paid = run("payOrder", json!({ "orderId": id })).await;
+        assert_eq!(seen(&paid), (me.clone(), json!(10_000), json!(1), json!("COMPLETED")));
+        let refunded = run("cancelOrder", json!({ "orderId": id })).await;
+        assert_eq!(seen(&refunded), (me.clone(), json!(30_000), json!(3), json!("REFUNDED")));
+        // refused: the viewer is still there, as they are
+        let refused = run("placeOrder", json!({ "items": [{ "productId": mouse.to_string(), "quantity": 4 }] })).await;
+        assert_eq!(refused["userErrors"][0]["code"], json!("OUT_OF_STOCK"));
+        assert_eq!(refused["viewer"]["balance"], json!(30_000));
+
+        let charged = server
+            .user(kim)
+            .data(
+                "mutation { chargeBalance(input: {amount: 5000}) { balance viewer { id balance } } }",
+                json!({}),
+            )
+            .await["chargeBalance"]
+            .clone();
+        assert_eq!(charged["viewer"], json!({ "id": me, "balance": 35_000 }));
+        assert_eq!(charged["balance"], json!(35_000));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_1_create_then_pay() {
     on_every_backend(|server| async move {

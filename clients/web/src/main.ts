@@ -173,7 +173,7 @@ $('charge-form').addEventListener('submit', async (event) => {
       show(out, userErrorList(payload.userErrors));
       return;
     }
-    if (payload.balance != null) $('balance').textContent = won(payload.balance);
+    if (payload.viewer) $('balance').textContent = won(payload.viewer.balance);
     show(out, h('div', { className: 'ok' }, `Charged ${won(amount)}: balance ${won(payload.balance ?? 0)}` +
       (payload.entry ? ` (ledger entry #${payload.entry.id}, ${payload.entry.kind})` : '')));
   } finally {
@@ -251,7 +251,9 @@ async function placeOrder(productId: string, name: string, quantity: number, but
       logResult(out, result.error ? requestErrorBox(result.error, 'placeOrder') : 'no data');
       return;
     }
-    const { order, userErrors } = result.data.placeOrder;
+    const { order, viewer, userErrors } = result.data.placeOrder;
+    // the payload carries the balance and the stock it changed: nothing is read again
+    if (viewer) $('balance').textContent = won(viewer.balance);
     if (userErrors.length || !order) {
       logResult(out, h('p', {}, `Order of ${quantity} × ${name} refused:`), userErrorList(userErrors));
       return;
@@ -261,7 +263,6 @@ async function placeOrder(productId: string, name: string, quantity: number, but
     logResult(out, h('div', { className: 'ok', dataset: { orderId: order.id, status: order.status } },
       `Order #${order.id} ${order.status}: ${lines.join(', ')}; total ${won(order.total)}` +
       (order.discount ? ` (discount ${won(order.discount)})` : '')));
-    await loadMe(client); // the payload carries no balance: read it again
   } finally {
     button.disabled = false;
   }

@@ -42,6 +42,7 @@ export const ChargeBalanceMutation = graphql(`
     chargeBalance(input: $input) {
       balance
       entry { id kind amount balanceAfter }
+      viewer { id balance }
       userErrors { ...UserErrorFields }
     }
   }
@@ -58,6 +59,7 @@ export const PlaceOrderMutation = graphql(`
         total
         items { quantity unitPrice lineTotal product { id name stock } }
       }
+      viewer { id balance }
       userErrors { ...UserErrorFields }
     }
   }

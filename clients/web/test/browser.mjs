@@ -7,9 +7,9 @@
 // dist/ is missing or older than its sources, serves dist/ on a free port, and drives headless
 // Chromium (playwright-core; CHROMIUM=/path overrides /usr/bin/chromium) through the UI:
 // charge (a refused one first), products with stock, an order refused for stock, an order placed,
-// the new balance and stock, and the live ranking pushed by the rankingChanged subscription
-// (never re-fetched by a query). Exits 1 with a message on any failure; the screenshot is taken
-// at the end and on failure.
+// the new balance and stock (from the mutations' payloads: nothing is read again), and the live
+// ranking pushed by the rankingChanged subscription (never re-fetched by a query). Exits 1 with a
+// message on any failure; the screenshot is taken at the end and on failure.
 
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -260,6 +260,13 @@ async function main() {
   page.on('console', (msg) => msg.type() === 'error' && pageErrors.push(msg.text()));
 
   // Every GraphQL request over HTTP, and every message pushed over the WebSocket.
+  const operationName = (body) => {
+    try {
+      return JSON.parse(body).operationName;
+    } catch {
+      return undefined;
+    }
+  };
   const httpOperations = [];
   page.on('request', (req) => {
     if (req.url().startsWith(graphqlUrl) && req.method() === 'POST') {
@@ -302,6 +309,7 @@ async function main() {
     await page.locator('#charge-result .user-errors li[data-code="INVALID_INPUT"]').waitFor({ timeout: STEP_TIMEOUT_MS });
     await waitForText('#balance', wonText(0), 'balance after a refused charge');
   });
+  const charged = Date.now();
   await step(`charging ${wonText(charge)} shows the new balance`, async () => {
     await page.fill('#charge-amount', String(charge));
     await page.click('#charge-button');
@@ -326,9 +334,12 @@ async function main() {
     await page.locator('#order-result .ok[data-status="COMPLETED"]').waitFor({ timeout: STEP_TIMEOUT_MS });
     await waitForText('#order-result .ok', wonText(total), 'order total');
   });
-  await step('the balance and the stock are updated', async () => {
+  await step('the balance and the stock are updated from the payload alone', async () => {
     await waitForText('#balance', wonText(charge - total), 'balance after the order');
     await waitForText(`#product-rows tr[data-product-id="${product.id}"] .stock`, String(product.stock - quantity), 'stock after the order');
+    const mutations = ['ChargeBalance', 'PlaceOrder'];
+    const reads = httpOperations.filter(({ at, body }) => at >= charged && !mutations.includes(operationName(body)));
+    if (reads.length) fail(`the page read again after a mutation instead of using its payload: ${reads[0].body.slice(0, 200)}`);
   });
   await step('the ranking panel shows the product first, pushed by rankingChanged', async () => {
     const ranked = page.locator(`#ranking-rows tr[data-product-id="${product.id}"][data-rank="1"]`);

@@ -270,7 +270,9 @@ pub struct CancelOrderInput {
 }
 
 /// The result of an order mutation: the order as it is now, or why nothing changed.
+// (its `viewer` field is resolved in users::graphql::payloads, next to `User`)
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct OrderPayload {
     /// The order placed, paid or cancelled; null when refused.
     pub order: Option<Order>,

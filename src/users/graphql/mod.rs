@@ -1,5 +1,7 @@
-//! GraphQL surface of users: admin `createUser`.
+//! GraphQL surface of users: admin `createUser`, the viewer (`me`, and `viewer` on the payloads
+//! of the mutations that change the viewer).
 
+mod payloads;
 pub mod viewer;
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};

@@ -145,13 +145,18 @@ pub struct UserQuery;
 impl UserQuery {
     /// The signed-in user (UNAUTHENTICATED without credentials).
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let user_id = viewer(ctx).require_user()?;
-        let user = ctx
-            .data_unchecked::<UserService>()
-            .get(user_id)
-            .await
-            .map_err(AppError::from)?
-            .ok_or(AppError::Unauthenticated)?;
-        Ok(user.into())
+        Ok(signed_in(ctx).await?)
     }
+}
+
+/// The signed-in user, as stored now (UNAUTHENTICATED without credentials, or for a user who
+/// no longer exists).
+pub async fn signed_in(ctx: &Context<'_>) -> Result<User, AppError> {
+    let user_id = viewer(ctx).require_user()?;
+    let user = ctx
+        .data_unchecked::<UserService>()
+        .get(user_id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    Ok(user.into())
 }
