@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::coupon::gate::CouponGate;
 use crate::coupon::service::CouponService;
 use crate::graphql::documents::Documents;
+use crate::graphql::trusted::TrustedDocuments;
 use crate::http::limits::MutationLimits;
 use crate::http::{Feeds, HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
@@ -79,6 +80,7 @@ impl Application {
             mutation_limits: MutationLimits::from_settings(&settings),
             allowed_origins: settings.allowed_origins(),
             documents: Documents::new(shared.cache()),
+            trusted: trusted_documents(&settings)?,
             shutdown: background.shutdown.clone(),
             connections: connections.clone(),
             open_sockets: Arc::new(AtomicU64::new(0)),
@@ -338,6 +340,15 @@ fn start_services(
         redis: shared.redis.clone(),
         bus: bus.clone(),
     })
+}
+
+/// The trusted documents, when `TRUSTED_DOCUMENTS` names a manifest (read once, at start).
+fn trusted_documents(settings: &Settings) -> anyhow::Result<Option<Arc<TrustedDocuments>>> {
+    let Some(path) = &settings.limits.trusted_documents else {
+        return Ok(None);
+    };
+    let documents = TrustedDocuments::load(path, settings.limits.trusted_documents_admins_free)?;
+    Ok(Some(Arc::new(documents)))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -195,6 +195,22 @@ pub struct LimitSettings {
     #[arg(long, env = "MAX_MUTATION_FIELDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
     pub max_mutation_fields: u64,
 
+    /// A manifest of the only documents clients may run (trusted documents): Apollo's
+    /// persisted-query manifest or a `{"<sha256>": "<document>"}` map (graphql-codegen's client
+    /// preset). Unset: any document may run.
+    #[arg(long, env = "TRUSTED_DOCUMENTS", global = true)]
+    pub trusted_documents: Option<std::path::PathBuf>,
+
+    /// With TRUSTED_DOCUMENTS: administrators may still run any document, and the playground is
+    /// served (for them). Off: the playground is refused too.
+    #[arg(
+        long,
+        env = "TRUSTED_DOCUMENTS_ADMINS_FREE",
+        default_value_t = false,
+        global = true
+    )]
+    pub trusted_documents_admins_free: bool,
+
     /// Turn off introspection and field suggestions (production).
     #[arg(
         long,

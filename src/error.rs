@@ -32,6 +32,10 @@ pub enum TopLevelCode {
     RateLimited,
     /// A persisted query's hash that is not stored: send the document with it.
     PersistedQueryNotFound,
+    /// Trusted documents only: no listed document has the id the request names.
+    PersistedQueryNotInList,
+    /// Trusted documents only: the request's document text is not listed.
+    QueryNotInSafelist,
     GraphqlParseFailed,
     GraphqlValidationFailed,
     /// Over a limit of size, depth, shape or complexity.
@@ -56,6 +60,8 @@ impl TopLevelCode {
             TopLevelCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             TopLevelCode::RateLimited => "RATE_LIMITED",
             TopLevelCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            TopLevelCode::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            TopLevelCode::QueryNotInSafelist => "QUERY_NOT_IN_SAFELIST",
             TopLevelCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             TopLevelCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             TopLevelCode::QueryTooComplex => "QUERY_TOO_COMPLEX",

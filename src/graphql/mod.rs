@@ -11,6 +11,7 @@ pub mod limits;
 pub mod pagination;
 pub mod scalars;
 pub mod top_level;
+pub mod trusted;
 
 use std::sync::Arc;
 

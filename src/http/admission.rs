@@ -1,5 +1,6 @@
 //! One door for every GraphQL operation, whichever transport carried it (POST, GET, a WebSocket
-//! `subscribe`). [`admit`] resolves persisted documents, inspects each document against the
+//! `subscribe`). [`admit`] lets only trusted documents through (when `TRUSTED_DOCUMENTS` is
+//! set), resolves persisted documents, inspects each document against the
 //! limits (and keeps its parsed form), refuses a mutation the transport may not carry, charges
 //! the rate limits for every mutation field together and records the refusal's metric, and
 //! attaches the viewer, fresh DataLoaders and the request id. [`Admitted::execute`] then runs
@@ -22,6 +23,7 @@ use super::HttpState;
 use super::limits::Limited;
 use crate::auth::Viewer;
 use crate::graphql::top_level::{self, TopLevelCode};
+use crate::graphql::trusted::without_manifest;
 use crate::infra::meters::RATE_LIMITED;
 use crate::observability::RequestId;
 use crate::schema::prepare;
@@ -108,11 +110,20 @@ pub async fn admit(
     let mut operations = Vec::with_capacity(requests.len());
     let (mut mutation_fields, mut mutation) = (0, false);
     for mut request in requests {
-        if let Err(refused) = state
-            .documents
-            .resolve_persisted(&mut request, limits)
-            .await
-        {
+        let named = match &state.trusted {
+            Some(trusted) => trusted.admit(&mut request, viewer.is_admin()),
+            None => without_manifest(&mut request),
+        };
+        let resolved = match named {
+            Ok(()) => {
+                state
+                    .documents
+                    .resolve_persisted(&mut request, limits)
+                    .await
+            }
+            refused => refused,
+        };
+        if let Err(refused) = resolved {
             operations.push(Err(refused));
             continue;
         }

@@ -56,6 +56,8 @@ pub struct HttpState {
     pub allowed_origins: crate::config::AllowedOrigins,
     /// Persisted queries and parsed documents.
     pub documents: crate::graphql::documents::Documents,
+    /// The only documents that may run (`TRUSTED_DOCUMENTS`), when set.
+    pub trusted: Option<Arc<crate::graphql::trusted::TrustedDocuments>>,
     /// Cancelled when the server stops: WebSocket connections close with 1001.
     pub shutdown: CancellationToken,
     /// WebSocket connections, waited for at shutdown.
@@ -203,6 +205,19 @@ async fn graphql_get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if parts.uri.query().is_none() && wants_html {
+        if state
+            .trusted
+            .as_ref()
+            .is_some_and(|trusted| !trusted.admins_free)
+        {
+            return (
+                StatusCode::FORBIDDEN,
+                "The playground is off: this server runs only its trusted documents \
+                 (TRUSTED_DOCUMENTS). TRUSTED_DOCUMENTS_ADMINS_FREE=true serves it, and lets \
+                 administrators run any document.\n",
+            )
+                .into_response();
+        }
         return playground::page(state.auth.mode());
     }
     graphql_http::graphql_get_query(state, &parts).await

@@ -81,6 +81,14 @@ pub const RATE_LIMITED: CounterFamily = CounterFamily {
     values: &["ip", "user"],
 };
 
+/// Documents refused by the trusted documents (`TRUSTED_DOCUMENTS`), by how the request named
+/// its document.
+pub const UNTRUSTED_DOCUMENTS: CounterFamily = CounterFamily {
+    name: "commerce_untrusted_documents_total",
+    label: "named_by",
+    values: &["id", "text"],
+};
+
 /// Queries that could go to a read replica (`DATABASE_READ_URL`), by where they ran.
 pub const DB_READS: CounterFamily = CounterFamily {
     name: "commerce_db_reads_total",
@@ -96,10 +104,11 @@ pub const SOCKET_EXECUTIONS: CounterFamily = CounterFamily {
     values: &["shared", "own"],
 };
 
-const FAMILIES: [&CounterFamily; 5] = [
+const FAMILIES: [&CounterFamily; 6] = [
     &OUTBOX_DELIVERIES,
     &RANKING_CACHE,
     &RATE_LIMITED,
+    &UNTRUSTED_DOCUMENTS,
     &DB_READS,
     &SOCKET_EXECUTIONS,
 ];
@@ -245,6 +254,10 @@ pub fn register(
         "WebSocket operations executed, shared by many listeners or each its own"
     );
     describe_counter!(RATE_LIMITED.name, "mutations refused by a rate limit");
+    describe_counter!(
+        UNTRUSTED_DOCUMENTS.name,
+        "documents refused because TRUSTED_DOCUMENTS does not list them"
+    );
     describe_counter!(
         DB_READS.name,
         "queries that a read replica may serve, by where they ran"

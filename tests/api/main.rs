@@ -31,5 +31,6 @@ mod ranking;
 mod replicas;
 mod schema;
 mod soak;
+mod trusted;
 mod verify;
 mod websocket;

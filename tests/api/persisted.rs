@@ -119,3 +119,20 @@ async fn a_mutation_sent_by_hash_is_counted_by_the_rate_limits() {
     )
     .await;
 }
+
+/// `documentId` names a trusted document; a server without TRUSTED_DOCUMENTS says it keeps
+/// none, instead of running an empty document.
+#[tokio::test]
+async fn a_document_id_without_trusted_documents_is_refused_clearly() {
+    on_every_backend(|server| async move {
+        let (status, body) = post(&server, json!({ "documentId": sha256(PRODUCTS) }), None).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (200, "PERSISTED_QUERY_NOT_FOUND"),
+            "{body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("TRUSTED_DOCUMENTS"), "{message}");
+    })
+    .await;
+}
