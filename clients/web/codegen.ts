@@ -10,7 +10,9 @@ const config: CodegenConfig = {
   generates: {
     './src/gql/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      // persistedDocuments: src/gql/persisted-documents.json, the manifest a server in trusted
+      // mode reads (TRUSTED_DOCUMENTS), and each document's hash in its `__meta__`.
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: 'sha256' } },
       config: {
         useTypeImports: true,
         enumsAsTypes: true,

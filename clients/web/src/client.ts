@@ -1,4 +1,6 @@
-import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
+import { Client, fetchExchange, subscriptionExchange, type Exchange } from '@urql/core';
+import { persistedExchange } from '@urql/exchange-persisted';
+import type { DocumentNode } from 'graphql';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import type { Settings } from './config';
 
@@ -10,6 +12,9 @@ export type WsState = 'connecting' | 'connected' | 'closed';
  *
  * No cache exchange: this app always wants the server's exact, live values (balance, stock),
  * so every query goes to the network.
+ *
+ * With `trustedDocuments`, every operation (subscriptions too) is sent by the hash codegen gave
+ * its document (`__meta__.hash`, listed in src/gql/persisted-documents.json), never by its text.
  */
 export function makeClient(
   settings: Settings,
@@ -39,6 +44,7 @@ export function makeClient(
     requestPolicy: 'network-only',
     fetchOptions: () => ({ headers: { 'x-user-id': settings.userId } }),
     exchanges: [
+      ...(settings.trustedDocuments ? [byHashOnly()] : []),
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
@@ -55,4 +61,19 @@ export function makeClient(
   });
 
   return { client, ws };
+}
+
+/** Sends each operation as Apollo's persisted query extension with codegen's hash, no text. */
+function byHashOnly(): Exchange {
+  return persistedExchange({
+    enforcePersistedQueries: true,
+    enableForMutation: true,
+    enableForSubscriptions: true,
+    preferGetForPersistedQueries: false,
+    generateHash: async (_text: string, document: DocumentNode) => {
+      const hash = (document as DocumentNode & { __meta__?: { hash?: string } }).__meta__?.hash;
+      if (!hash) throw new Error('a document without a codegen hash: run npm run codegen');
+      return hash;
+    },
+  });
 }

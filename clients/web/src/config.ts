@@ -2,6 +2,9 @@
 //   ?server=http://127.0.0.1:8000   the server (its /graphql is used), or a full GraphQL URL;
 //                                   default: this page's own origin, /graphql
 //   ?user=1                         the dev-auth user id (sent as x-user-id); default 1
+//   ?documents=trusted              send every document by its hash only (a server with
+//                                   TRUSTED_DOCUMENTS = src/gql/persisted-documents.json);
+//                                   default: send the text
 
 export interface Settings {
   /** GraphQL over HTTP endpoint. */
@@ -10,6 +13,8 @@ export interface Settings {
   wsUrl: string;
   /** Sent as `x-user-id` on HTTP and in the WebSocket `connection_init` payload. */
   userId: string;
+  /** Send documents by hash only, as a server running only trusted documents wants. */
+  trustedDocuments: boolean;
 }
 
 export function readSettings(location: Location = window.location): Settings {
@@ -26,5 +31,9 @@ export function readSettings(location: Location = window.location): Settings {
   if (!/^[1-9][0-9]*$/.test(userId)) {
     throw new Error(`?user= must be a positive integer user id, got ${JSON.stringify(userId)}`);
   }
-  return { httpUrl: http.href, wsUrl: ws.href, userId };
+  const documents = params.get('documents');
+  if (documents !== null && documents !== 'trusted') {
+    throw new Error(`?documents= may only be trusted, got ${JSON.stringify(documents)}`);
+  }
+  return { httpUrl: http.href, wsUrl: ws.href, userId, trustedDocuments: documents === 'trusted' };
 }

@@ -3,6 +3,9 @@
 //   node test/browser.mjs <serverUrl> <screenshotPath>
 //   e.g. node test/browser.mjs http://127.0.0.1:18123 /tmp/web.png
 //
+// The server runs in trusted mode (TRUSTED_DOCUMENTS: the app's src/gql/persisted-documents.json,
+// with TRUSTED_DOCUMENTS_ADMINS_FREE): the page sends its documents by hash only
+// (?documents=trusted), and this script's own setup, sent with ADMIN headers, may run any.
 // Sets up its own user and products through the API (admin headers), builds the app when
 // dist/ is missing or older than its sources, serves dist/ on a free port, and drives headless
 // Chromium (playwright-core; CHROMIUM=/path overrides /usr/bin/chromium) through the UI:
@@ -151,7 +154,7 @@ async function setUp() {
     await api(
       'mutation($amount: Won!) { chargeBalance(input: { amount: $amount }) { balance userErrors { code message } } }',
       { amount: (quantity + 1) * specs[1].price },
-      { 'x-user-id': other.id },
+      { 'x-user-id': other.id, 'x-role': 'ADMIN' },
     ),
     'chargeBalance',
   );
@@ -245,7 +248,7 @@ async function main() {
   const { user, other, product, notebook, quantity, charge } = await setUp();
   buildIfStale();
   staticServer = await serveDist();
-  const appUrl = `http://127.0.0.1:${staticServer.address().port}/?server=${encodeURIComponent(server.origin)}&user=${user.id}`;
+  const appUrl = `http://127.0.0.1:${staticServer.address().port}/?server=${encodeURIComponent(server.origin)}&user=${user.id}&documents=trusted`;
 
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   try {
@@ -340,6 +343,8 @@ async function main() {
     const mutations = ['ChargeBalance', 'PlaceOrder'];
     const reads = httpOperations.filter(({ at, body }) => at >= charged && !mutations.includes(operationName(body)));
     if (reads.length) fail(`the page read again after a mutation instead of using its payload: ${reads[0].body.slice(0, 200)}`);
+    const withText = httpOperations.filter(({ body }) => body.includes('"query"'));
+    if (withText.length) fail(`the page sent a document's text, not its hash: ${withText[0].body.slice(0, 200)}`);
   });
   await step('the ranking panel shows the product first, pushed by rankingChanged', async () => {
     const ranked = page.locator(`#ranking-rows tr[data-product-id="${product.id}"][data-rank="1"]`);
@@ -370,7 +375,7 @@ async function main() {
       await api(
         'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { status } userErrors { code message } } }',
         { input: { items: [{ productId: notebook.id, quantity: quantity + 1 }] } },
-        { 'x-user-id': other.id },
+        { 'x-user-id': other.id, 'x-role': 'ADMIN' },
       ),
       'placeOrder',
     );
