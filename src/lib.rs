@@ -40,6 +40,7 @@ pub mod ranking;
 pub mod schema;
 pub mod seed;
 pub mod state;
+pub mod telemetry;
 pub mod text;
 pub mod users;
 pub mod verification;

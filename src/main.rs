@@ -60,7 +60,9 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     init_logging(cli.settings.server.log_format);
-    if let Err(err) = run(cli).await {
+    let outcome = run(cli).await;
+    commerce::telemetry::flush();
+    if let Err(err) = outcome {
         eprintln!("error: {err:#}");
         std::process::exit(2);
     }
@@ -134,12 +136,28 @@ async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     .await?)
 }
 
+/// Logs to stderr (RUST_LOG's filter, `LOG_FORMAT`) and, when an OTLP endpoint is set, exports
+/// spans at INFO and above (database statements included) over OTLP (see `telemetry`).
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+    };
+    let traces = match commerce::telemetry::layer() {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: OpenTelemetry traces: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces.with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+        .init();
 }

@@ -22,6 +22,9 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the work that wrote the event, when traces are exported: its
+    /// delivery continues that trace.
+    pub trace_parent: Option<String>,
 }
 
 /// Where an event is in its delivery.

@@ -12,6 +12,7 @@ mod m20261121_000003_coupons;
 mod m20261202_000004_installation;
 mod m20261202_000005_product_received;
 mod m20261206_000006_outbox_lease_precision;
+mod m20261206_000007_outbox_trace_parent;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_installation::Migration),
             Box::new(m20261202_000005_product_received::Migration),
             Box::new(m20261206_000006_outbox_lease_precision::Migration),
+            Box::new(m20261206_000007_outbox_trace_parent::Migration),
         ]
     }
 }

@@ -91,6 +91,7 @@ impl BalanceService {
     }
 
     /// Adds `amount` won to the user's balance; returns the ledger entry.
+    #[tracing::instrument(name = "charge balance", skip_all)]
     pub async fn charge(
         &self,
         user_id: i64,

@@ -350,6 +350,11 @@ fn keys(prefix: &str, event_id: i64) -> [String; 4] {
         .map(|key| format!("{prefix}coupon:{{{event_id}}}:{key}"))
 }
 
+#[tracing::instrument(
+    name = "redis coupon gate",
+    skip_all,
+    fields(otel.kind = "client", db.system = "redis")
+)]
 async fn run_admit(
     conn: &mut RedisConnection,
     keys: &[String; 4],

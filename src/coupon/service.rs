@@ -198,6 +198,7 @@ impl CouponService {
     /// coupon comes with its event as of the issuing commit.
     ///
     /// Runs to the end even if the caller goes away, so the gate is always settled.
+    #[tracing::instrument(name = "issue coupon", skip_all)]
     pub async fn issue(
         &self,
         user_id: i64,

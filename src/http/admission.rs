@@ -15,9 +15,10 @@
 use std::future::Future;
 use std::net::IpAddr;
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, ServerError};
 use futures_util::future::join_all;
+use tracing::Instrument;
 
 use super::HttpState;
 use super::limits::Limited;
@@ -172,14 +173,17 @@ impl Admitted {
                 let schema = schema.clone();
                 async move {
                     match operation {
-                        Ok(request) => schema.execute(request).await,
+                        Ok(mut request) => {
+                            let span = operation_span(&mut request);
+                            schema.execute(request).instrument(span).await
+                        }
                         Err(refused) => Response::from_errors(vec![refused]),
                     }
                 }
             }));
             db.serve(viewer.user_id, writes, executions).await
         };
-        match tokio::spawn(execution).await {
+        match tokio::spawn(execution.in_current_span()).await {
             Ok(responses) => responses,
             Err(err) => {
                 tracing::error!(error = %err, "a GraphQL execution panicked");
@@ -211,8 +215,31 @@ impl Admitted {
                 "the request holds no operation",
             ))
         })?;
-        let work = consume(request);
+        let mut request = request;
+        let span = operation_span(&mut request);
+        let work = consume(request).instrument(span);
         let db = state.app.db.clone();
         Ok(async move { db.serve(viewer.user_id, writes, work).await })
     }
+}
+
+/// The span of one GraphQL operation (a child of the request's, when traces are on).
+fn operation_span(request: &mut Request) -> tracing::Span {
+    if !crate::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    // the name asked for, or the document's only operation's
+    let only = match request.parsed_query().map(|document| &document.operations) {
+        Ok(DocumentOperations::Multiple(operations)) if operations.len() == 1 => {
+            operations.keys().next().map(|name| name.to_string())
+        }
+        _ => None,
+    };
+    let name = request.operation_name.clone().or(only);
+    let name = name.as_deref().unwrap_or("anonymous");
+    tracing::info_span!(
+        "graphql operation",
+        otel.name = %format!("graphql {name}"),
+        graphql.operation.name = name,
+    )
 }

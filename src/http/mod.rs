@@ -38,6 +38,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
+use tracing::Instrument;
+
 use crate::auth::{Authenticator, Credentials, Viewer};
 use crate::error::AppError;
 use crate::graphql::top_level::{self, TopLevelCode};
@@ -126,7 +128,28 @@ pub fn router(state: HttpState) -> Router {
         .layer(cors)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(Arc::new(state))
+}
+
+/// One span per HTTP request (WebSocket upgrades included), a child of the caller's
+/// `traceparent` when it sends one; nothing when traces are off.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !crate::telemetry::enabled() {
+        return next.run(request).await;
+    }
+    let span = tracing::info_span!(
+        "HTTP request",
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 /// A body over the limit is refused by the body-limit layer (or the body's extractor) with a

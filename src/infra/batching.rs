@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::db::{AttemptError, Database};
 use super::meters::{BATCH_LOCK_WAIT, BATCH_SHED, BATCH_SIZE};
@@ -135,6 +136,8 @@ struct Job<B: Batch> {
     command: B::Command,
     queued: Instant,
     reply: oneshot::Sender<B::Outcome>,
+    /// The submitter's span: its batch is linked to it (traces).
+    span: tracing::Span,
 }
 
 /// The handle requests submit their commands to.
@@ -227,6 +230,7 @@ impl<B: Batch> BatchWriter<B> {
             command,
             queued: Instant::now(),
             reply,
+            span: tracing::Span::current(),
         };
         if !self.sheds {
             // a writer that never sheds makes its callers wait for room instead
@@ -338,9 +342,17 @@ impl<B: Batch> Lane<B> {
         metrics::histogram!(BATCH_SIZE, "writer" => B::NAME).record(batch.len() as f64);
         let commands: Vec<B::Command> = batch.iter().map(|job| job.command.clone()).collect();
         let commit_sent = AtomicBool::new(false);
+        let span = tracing::info_span!(
+            "group commit",
+            otel.name = %format!("{} batch", B::NAME),
+            writer = B::NAME,
+            commands = batch.len(),
+        );
+        crate::telemetry::link_batch(&span, batch.iter().map(|job| &job.span));
         let result = self
             .db
             .write(|| self.attempt(&commands, &commit_sent))
+            .instrument(span)
             .await;
         match result {
             Ok(applied) => {

@@ -47,6 +47,7 @@ impl OrderingService {
     }
 
     /// Places an order paid at once (COMPLETED) or held for later payment (PENDING).
+    #[tracing::instrument(name = "place order", skip_all)]
     pub async fn place(
         &self,
         user_id: i64,
@@ -70,6 +71,7 @@ impl OrderingService {
     }
 
     /// Pays a PENDING order from the balance.
+    #[tracing::instrument(name = "pay order", skip_all)]
     pub async fn pay(
         &self,
         user_id: i64,
@@ -89,6 +91,7 @@ impl OrderingService {
     /// Cancels a PENDING order (CANCELLED, stock released) or refunds a COMPLETED one (REFUNDED:
     /// balance refunded, stock restored, sales reversed). `owner` is `None` for an administrator,
     /// who may cancel anyone's order.
+    #[tracing::instrument(name = "cancel order", skip_all)]
     pub async fn cancel(
         &self,
         owner: Option<i64>,

@@ -47,6 +47,7 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
         return Ok(());
     }
     let now = Utc::now();
+    let trace_parent = crate::telemetry::traceparent(&tracing::Span::current());
     let rows = events.into_iter().map(|event| {
         let event_id = uuid::Uuid::new_v4().to_string();
         let mut payload = event.payload;
@@ -66,6 +67,7 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
             last_error: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
+            trace_parent: Set(trace_parent.clone()),
             ..Default::default()
         }
     });

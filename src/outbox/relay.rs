@@ -36,6 +36,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::breaker::{BreakerState, CircuitBreaker, Fault};
 use crate::config::Settings;
@@ -329,13 +330,27 @@ impl Relay {
     }
 
     async fn send(&self, event: &outbox_event::Model) -> Delivery {
-        let sent = self
+        let span = tracing::info_span!(
+            "outbox delivery",
+            otel.kind = "client",
+            event.id = %event.event_id,
+            event.kind = %event.event_type,
+        );
+        if let Some(parent) = &event.trace_parent {
+            crate::telemetry::continue_from(&span, parent);
+        }
+        let mut request = self
             .http
             .post(&self.settings.url)
             .header("content-type", "application/json")
-            .header("idempotency-key", &event.event_id)
+            .header("idempotency-key", &event.event_id);
+        if let Some(traceparent) = crate::telemetry::traceparent(&span) {
+            request = request.header("traceparent", traceparent);
+        }
+        let sent = request
             .body(event.payload.clone())
             .send()
+            .instrument(span)
             .await;
         match sent {
             Ok(response) => Delivery::of_status(response.status()),

@@ -31,6 +31,7 @@ mod ranking;
 mod replicas;
 mod schema;
 mod soak;
+mod traces;
 mod trusted;
 mod verify;
 mod websocket;

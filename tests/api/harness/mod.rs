@@ -16,11 +16,13 @@
 //! - `invariants`: stock, ledger and the checks after a race.
 //! - `processes`: private Redis/PostgreSQL servers, a private Redis Cluster, the server binary,
 //!   the mock data platform, and the one guard that stops each.
+//! - `otlp`: a receiver of the traces a server exports.
 
 mod backends;
 mod client;
 mod fixtures;
 mod invariants;
+mod otlp;
 mod processes;
 mod proxy;
 mod server;
@@ -35,6 +37,7 @@ use futures_util::FutureExt;
 pub use backends::{Backend, FreshDatabase, backends, server_backend, sqlite};
 pub use client::{error_code, id_of, items, sample};
 pub use invariants::{assert_invariants, ledger, stock, units_in_orders};
+pub use otlp::OtlpReceiver;
 pub use processes::{
     MockPlatform, PrivatePostgres, PrivateRedis, PrivateRedisCluster, ServerProcess, SmallDisk,
 };
