@@ -198,13 +198,7 @@ async fn get_runs_queries_and_refuses_mutations() {
         assert_eq!(body, json!({ "data": { "products": { "totalCount": 0 } } }));
         assert_eq!(pick("C").await.unwrap().status(), 405);
 
-        let page = server
-            .http
-            .get(server.url("/graphql"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
+        let page = server.playground().await;
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
         assert!(

@@ -201,13 +201,7 @@ async fn only_listed_documents_run_by_id_hash_or_text_over_every_transport() {
             "refusals counted: text {by_text}, id {by_id}"
         );
 
-        let playground = server
-            .http
-            .get(server.url("/graphql"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
+        let playground = server.playground().await;
         assert_eq!(playground.status(), 403);
         let text = playground.text().await.unwrap();
         assert!(text.contains("TRUSTED_DOCUMENTS_ADMINS_FREE"), "{text}");
@@ -231,13 +225,7 @@ async fn with_admins_free_administrators_run_anything_and_get_the_playground() {
             "QUERY_NOT_IN_SAFELIST",
             "customers are held to the list"
         );
-        let playground = server
-            .http
-            .get(server.url("/graphql"))
-            .header("accept", "text/html")
-            .send()
-            .await
-            .unwrap();
+        let playground = server.playground().await;
         assert_eq!(playground.status(), 200);
     })
     .await;

@@ -50,6 +50,16 @@ impl TestServer {
             .expect("the server answers")
     }
 
+    /// What a browser gets at `/graphql`: the playground (GraphiQL), unless it is refused.
+    pub async fn playground(&self) -> reqwest::Response {
+        self.http
+            .get(self.url("/graphql"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
     /// `/metrics`, as text.
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.expect("a text")
