@@ -307,6 +307,10 @@ fn start_services(
     let deliveries = OutboxSignal::default();
     let breaker = start_relay(settings, &db, &deliveries, background)?;
     let outbox = OutboxService::new(db.clone(), breaker, deliveries.clone());
+    if let Some(retention) = settings.outbox.outbox_retention() {
+        let pruning = crate::outbox::retention::run(db.clone(), retention, shutdown.clone());
+        background.spawn(pruning);
+    }
     let announcer = Announcer::new(bus.clone(), ranking.sales_signal(), deliveries);
     let ordering = OrderingService::new(
         db.clone(),

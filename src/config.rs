@@ -347,6 +347,11 @@ pub struct OutboxSettings {
     #[arg(long, env = "OUTBOX_BREAKER_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub outbox_breaker_threshold: u32,
 
+    /// How long a SENT outbox event is kept, in seconds (0: forever): older ones are deleted,
+    /// a thousand at a time, every min(this, 10 minutes). PENDING and FAILED events are kept.
+    #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(0..=315_360_000), global = true)]
+    pub outbox_retention_secs: u64,
+
     /// How long the open breaker waits before probing, in milliseconds.
     #[arg(long, env = "OUTBOX_BREAKER_COOLDOWN_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
     pub outbox_breaker_cooldown_ms: u64,
@@ -680,6 +685,13 @@ impl RedisSettings {
                 setting: "REDIS_URL",
                 reason,
             })
+    }
+}
+
+impl OutboxSettings {
+    /// How long a SENT event is kept; `None`: forever.
+    pub fn outbox_retention(&self) -> Option<Duration> {
+        (self.outbox_retention_secs > 0).then(|| Duration::from_secs(self.outbox_retention_secs))
     }
 }
 

@@ -1,4 +1,5 @@
-//! `installation`: the one row that names this database (made by the migration, never changed).
+//! `installation`: the one row that names this database (made by the migration), and how far the
+//! outbox's retention has pruned it.
 
 use sea_orm::entity::prelude::*;
 
@@ -11,6 +12,9 @@ pub struct Model {
     /// A random UUID, made when the schema was created.
     pub uuid: String,
     pub created_at: DateTimeUtc,
+    /// SENT outbox events created before this instant may have been deleted
+    /// (`OUTBOX_RETENTION_SECS`); null: none ever was.
+    pub outbox_pruned_before: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261202_000004_installation;
 mod m20261202_000005_product_received;
 mod m20261206_000006_outbox_lease_precision;
 mod m20261206_000007_outbox_trace_parent;
+mod m20261206_000008_outbox_retention;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_product_received::Migration),
             Box::new(m20261206_000006_outbox_lease_precision::Migration),
             Box::new(m20261206_000007_outbox_trace_parent::Migration),
+            Box::new(m20261206_000008_outbox_retention::Migration),
         ]
     }
 }

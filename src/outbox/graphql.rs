@@ -15,7 +15,7 @@ pub struct OutboxStats {
     /// Events given up on (rejected by the platform, or out of attempts);
     /// `retryFailedDeliveries` re-queues them.
     pub failed: u64,
-    /// Events the data platform has accepted.
+    /// Events the data platform has accepted, as far as they are kept (`OUTBOX_RETENTION_SECS`).
     pub sent: u64,
     /// Seconds the oldest PENDING event has waited; null when none waits.
     pub oldest_pending_age: Option<f64>,

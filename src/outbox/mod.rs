@@ -10,6 +10,7 @@ use serde_json::Value;
 pub mod breaker;
 pub mod graphql;
 pub mod relay;
+pub mod retention;
 pub mod service;
 
 pub const ORDER_COMPLETED: &str = "ORDER_COMPLETED";

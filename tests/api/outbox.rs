@@ -385,6 +385,47 @@ async fn events_put_off_by_an_outage_go_as_soon_as_the_platform_answers_again() 
     .await;
 }
 
+/// SENT events older than OUTBOX_RETENTION_SECS are deleted; PENDING ones never are; `commerce
+/// verify` stays clean (it knows how far the retention pruned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_events_past_the_retention_are_deleted_pending_ones_kept_and_verify_stays_clean() {
+    let platform = MockPlatform::start().await;
+    let relay = relay_to(&platform);
+    let short_retention = |settings: &mut Settings| {
+        relay(settings);
+        settings.outbox.outbox_retention_secs = 1;
+    };
+    on_every_backend_with(short_retention, |server| {
+        let platform = &platform;
+        async move {
+            let known = recovered(platform).await;
+            let (user, product) = shop(&server, 100).await;
+            place(&server, user, product).await;
+            let refunded = place(&server, user, product).await;
+            server
+                .user(user)
+                .data(
+                    "mutation($id: ID!) { cancelOrder(input: {orderId: $id}) { order { status } } }",
+                    json!({ "id": refunded["id"] }),
+                )
+                .await;
+            platform.wait_for(known + 3, Duration::from_secs(10)).await;
+            // delivered, then deleted a second later
+            stats_reach(&server, "sent", 0).await;
+            platform.control(json!({ "failWith": 503 })).await;
+            place(&server, user, product).await;
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            let kept = stats(&server).await;
+            assert_eq!((kept["pending"].clone(), kept["sent"].clone()), (json!(1), json!(0)), "{kept}");
+            let url = server.settings.database.database_url().to_owned();
+            let (code, report) = crate::verify::verify_command(url, &[]).await;
+            assert_eq!(code, 0, "[{}] commerce verify: {report}", server.backend);
+            platform.control(json!({ "recover": true })).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_and_rejections_wait_for_an_admin() {
     let platform = MockPlatform::start().await;
