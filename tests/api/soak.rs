@@ -295,6 +295,8 @@ async fn a_steady_mix_grows_nothing_without_bound() {
         let mut samples = vec![];
         while Instant::now() < until {
             samples.push(take_sample(&process, server, &redis.url(), began).await);
+            // as it goes: a run cut short still leaves what it sampled
+            write_samples(&samples);
             tokio::time::sleep(every).await;
         }
         samples
@@ -303,7 +305,6 @@ async fn a_steady_mix_grows_nothing_without_bound() {
         tokio::join!(orders, reads, coupons, flapping, sampling);
     drop(sockets);
 
-    write_samples(&samples);
     eprintln!(
         "[soak] {secs} s: {orders_sent} orders ({} failed), {reads_sent} reads ({} failed); first and last samples:\n  {:?}\n  {:?}",
         order_failures.len(),
