@@ -8,7 +8,10 @@
 //!   Redis for every instance (`{REDIS_KEY_PREFIX}apq:{hash}`, kept a day after their last use). Over
 //!   HTTP GET this lets a CDN cache `GET /graphql?extensions=…&variables=…` by hash.
 //! - **Parsed documents.** Parsing (pest) is the largest CPU cost of a small request; the parsed
-//!   form of recent documents (up to [`MAX_CACHED_TEXT`] bytes) is kept by text and cloned.
+//!   form of recent documents (up to [`MAX_CACHED_TEXT`] bytes) is kept by text and cloned, up to
+//!   [`PARSED_TEXT_BYTES`] of text in all. A parsed document takes about 14 times the memory of
+//!   its text, so the bound is on bytes, not on documents: 2,000 distinct 15 KB documents (any
+//!   client may send them) held 400 MB when the cache counted documents.
 //!
 //! Both run in the transport, before the document limits and the mutation count of the rate
 //! limits, so a document sent by hash is measured and counted like any other.
@@ -26,8 +29,8 @@ use super::limits::text::check_text;
 use super::top_level::{TopLevelCode, error};
 use crate::infra::redis::RedisConnection;
 
-/// Parsed documents kept.
-const PARSED_DOCUMENTS: u64 = 2_000;
+/// Text of the parsed documents kept, in bytes (their parsed forms take about 14 times that).
+const PARSED_TEXT_BYTES: u64 = 2 * 1024 * 1024;
 /// Longest document whose parsed form is kept.
 pub const MAX_CACHED_TEXT: usize = 16 * 1024;
 /// Persisted documents kept in memory (by total bytes).
@@ -46,7 +49,12 @@ pub struct Documents {
 impl Documents {
     pub fn new(shared: Option<(RedisConnection, String)>) -> Self {
         Self {
-            parsed: moka::sync::Cache::new(PARSED_DOCUMENTS),
+            parsed: moka::sync::Cache::builder()
+                .weigher(|text: &String, _: &Arc<ExecutableDocument>| {
+                    u32::try_from(text.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(PARSED_TEXT_BYTES)
+                .build(),
             persisted: moka::sync::Cache::builder()
                 .weigher(|hash: &String, text: &Arc<str>| {
                     u32::try_from(hash.len() + text.len()).unwrap_or(u32::MAX)
@@ -174,4 +182,33 @@ impl Documents {
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_documents_are_kept_up_to_a_bound_on_their_text() {
+        let documents = Documents::new(None);
+        let settings = crate::config::Settings::for_database("sqlite::memory:");
+        let limits = DocumentLimits::from_settings(&settings);
+        // 400 distinct documents of ~15 KB: 6 MB of text, three times the bound
+        for n in 0..400 {
+            let fields: Vec<String> = (0..700).map(|i| format!("f{n}_{i}: __typename")).collect();
+            let mut request = Request::new(format!("{{ {} }}", fields.join(" ")));
+            assert!(request.query.len() <= MAX_CACHED_TEXT);
+            documents.inspect(&mut request, &limits);
+        }
+        documents.parsed.run_pending_tasks();
+        let kept: u64 = documents
+            .parsed
+            .iter()
+            .map(|(text, _)| text.len() as u64)
+            .sum();
+        assert!(
+            kept > 0 && kept <= PARSED_TEXT_BYTES,
+            "{kept} bytes of text kept"
+        );
+    }
 }
