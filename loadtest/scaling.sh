@@ -2,13 +2,14 @@
 # The figures of README "Scaling", side by side in one run, alternating, ROUNDS rounds:
 #  1. nginx (least_conn, as deploy/nginx.conf) in front of one server or of two, all on the shared
 #     PostgreSQL + Redis: orders flat out, then `products(first: 20)` flat out;
-#  2. one server on a private PostgreSQL primary, without and with a streaming standby of it
+#  2. one server on one Redis vs on a Redis Cluster of three masters (private, ports 7101-7103):
+#     a coupon storm, top-sellers reads (the ranking cache) and orders, flat out;
+#  3. one server on a private PostgreSQL primary, without and with a streaming standby of it
 #     (`pg_basebackup -R`) in DATABASE_READ_URL: catalog reads flat out, then `product(id)` at a
 #     fixed 1,000/s beside orders at 500/s; per run, the CPU time the primary and the standby
 #     spent, where the server's reads ran, and the replica lag it saw (sampled every 0.5 s).
 # Usage: bash loadtest/scaling.sh [rounds] [out-dir]     (needs nginx; run as root or as postgres)
-#   NOT YET RUN: written by an earlier session for issue #30's Scaling guide; no figures come from it yet.
-#   PARTS="instances replica" (the default) picks the parts; RUN_SECS=30 is the length of a run.
+#   PARTS="instances cluster replica" (the default) picks the parts; RUN_SECS=30 is a run's length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-2}
@@ -16,7 +17,7 @@ OUT=${2:-bench-results/scaling}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${REDIS:-redis://127.0.0.1:6379}
 PRIMARY_PORT=5460 REPLICA_PORT=5461
-PARTS=${PARTS:-instances replica}
+PARTS=${PARTS:-instances cluster replica}
 RUN_SECS=${RUN_SECS:-30}
 PG_BIN=$(pg_config --bindir)
 mkdir -p "$OUT"
@@ -29,7 +30,9 @@ BIN=./target/release/commerce
 
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 SERVERS=()
+cluster_stop() { for port in 7101 7102 7103; do redis-cli -p $port shutdown nosave >/dev/null 2>&1 || true; done; }
 cleanup() {
+  cluster_stop
   for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$OUT/nginx.pid" ] && nginx -p "$OUT" -c "$OUT/nginx.conf" -s stop 2>/dev/null || true
   for node in primary replica; do
@@ -104,7 +107,38 @@ done
 stop_servers
 fi
 
-# ---- 2. reads without and with a streaming replica ------------------------------------------
+# ---- 2. one Redis vs a Redis Cluster of three masters ----------------------------------------
+if [[ " $PARTS " == *" cluster "* ]]; then
+CLUSTER_DIR=$OUT/cluster
+rm -rf "$CLUSTER_DIR"; mkdir -p "$CLUSTER_DIR"
+for port in 7101 7102 7103; do
+  redis-server --port $port --cluster-enabled yes --cluster-config-file "$CLUSTER_DIR/$port.conf" \
+    --save "" --appendonly no --daemonize yes --logfile "$CLUSTER_DIR/$port.log" --dir "$CLUSTER_DIR"
+done
+sleep 0.5
+redis-cli --cluster create 127.0.0.1:7101 127.0.0.1:7102 127.0.0.1:7103 --cluster-replicas 0 --cluster-yes >/dev/null
+until redis-cli -p 7101 cluster info | grep -q cluster_state:ok; do sleep 0.2; done
+for round in $(seq "$ROUNDS"); do
+  for setup in one-redis cluster; do
+    fresh_database scale
+    DB=$PG/scale
+    if [ $setup = cluster ]; then
+      REDIS=redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103 serve 8430 "$DB"
+    else
+      serve 8430 "$DB"
+    fi
+    load "$setup-coupons-$round" http://127.0.0.1:8430 --database-url "$DB" \
+      coupon-storm --users 2000 --coupons 100
+    load "$setup-top-sellers-$round" http://127.0.0.1:8430 reads --query top-sellers --concurrency 64 --duration $RUN_SECS
+    load "$setup-orders-$round" http://127.0.0.1:8430 --database-url "$DB" \
+      orders --users 10000 --products 1000 --concurrency 64 --duration $RUN_SECS
+    stop_servers
+  done
+done
+cluster_stop
+fi
+
+# ---- 3. reads without and with a streaming replica ------------------------------------------
 [[ " $PARTS " == *" replica "* ]] || exit 0
 rm -rf "$PG_DIR"
 mkdir -p "$PG_DIR"
