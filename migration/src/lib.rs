@@ -14,6 +14,7 @@ mod m20261202_000005_product_received;
 mod m20261206_000006_outbox_lease_precision;
 mod m20261206_000007_outbox_trace_parent;
 mod m20261206_000008_outbox_retention;
+mod m20261206_000009_timestamps_to_the_microsecond;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_outbox_lease_precision::Migration),
             Box::new(m20261206_000007_outbox_trace_parent::Migration),
             Box::new(m20261206_000008_outbox_retention::Migration),
+            Box::new(m20261206_000009_timestamps_to_the_microsecond::Migration),
         ]
     }
 }

@@ -19,6 +19,17 @@ use crate::error::InvalidInput;
 use crate::infra::db::Database;
 use crate::text::required_text;
 
+/// The instants an event may be given: every backend stores them (MySQL's DATETIME ends with
+/// the year 9999).
+const STORABLE_INSTANTS: std::ops::RangeInclusive<DateTime<Utc>> = DateTime::UNIX_EPOCH
+    ..=DateTime::from_naive_utc_and_offset(
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap()
+            .and_hms_micro_opt(23, 59, 59, 999_999)
+            .unwrap(),
+        Utc,
+    );
+
 #[derive(Clone)]
 pub struct CouponService {
     db: Database,
@@ -82,6 +93,19 @@ impl CouponService {
                 "must be between 0 and 1000000000 won",
             )
             .into());
+        }
+        for (field, instant) in [
+            ("startsAt", new.starts_at),
+            ("endsAt", new.ends_at),
+            ("validUntil", new.valid_until),
+        ] {
+            if instant.is_some_and(|instant| !STORABLE_INSTANTS.contains(&instant)) {
+                return Err(InvalidInput::new(
+                    field,
+                    "must be between 1970-01-01 and 9999-12-31 (UTC)",
+                )
+                .into());
+            }
         }
         let now = Utc::now();
         let starts_at = new.starts_at.unwrap_or(now);

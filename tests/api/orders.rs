@@ -869,3 +869,89 @@ async fn orders_on_a_fresh_analyzed_database_never_scan_the_orders_table() {
     server.stop();
     database.remove().await;
 }
+
+/// Every instant is kept to the microsecond on every backend: what a payload answered is what a
+/// later read gives (MySQL's `TIMESTAMP` kept whole seconds: a PENDING order expired up to a
+/// second before its `expiresAt`, a coupon event opened before its `startsAt`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instants_read_back_as_they_were_answered() {
+    on_every_backend(|server| async move {
+        let user = server.customer("초침", 100_000).await;
+        let mouse = server.create_product("마우스", "마우스", 10_000, 10).await;
+        let line = json!([{ "productId": mouse.to_string(), "quantity": 1 }]);
+        let created = server
+            .user(user)
+            .data(&place_mutation("createOrder"), json!({ "items": line }))
+            .await["createOrder"]["order"]
+            .clone();
+        let read_order = || async {
+            server
+                .user(user)
+                .data(
+                    "query($id: ID!) { order(id: $id) { createdAt expiresAt paidAt } }",
+                    json!({ "id": created["id"] }),
+                )
+                .await["order"]
+                .clone()
+        };
+        let pending = read_order().await;
+        assert_eq!(
+            (&pending["createdAt"], &pending["expiresAt"]),
+            (&created["createdAt"], &created["expiresAt"]),
+            "[{}] {pending}",
+            server.backend
+        );
+        let paid = server
+            .user(user)
+            .data(
+                "mutation($id: ID!) { payOrder(input: {orderId: $id}) { order { paidAt } } }",
+                json!({ "id": created["id"] }),
+            )
+            .await["payOrder"]["order"]
+            .clone();
+        assert_eq!(read_order().await["paidAt"], paid["paidAt"], "[{}]", server.backend);
+
+        // an instant given with a fraction of a second comes back with it
+        let (starts, ends) = ("2026-01-01T00:00:00.250+00:00", "2099-01-01T00:00:00.750001+00:00");
+        let event = server
+            .coupon_event("초", "FIXED", 1_000, 5, json!({ "startsAt": starts, "endsAt": ends }))
+            .await;
+        let read = server
+            .anonymous()
+            .data(
+                "query($id: ID!) { couponEvent(id: $id) { startsAt endsAt } }",
+                json!({ "id": event }),
+            )
+            .await;
+        assert_eq!(
+            read["couponEvent"],
+            json!({ "startsAt": starts, "endsAt": ends }),
+            "[{}]",
+            server.backend
+        );
+        // an instant no backend can store is refused, naming its field
+        let refused = server
+            .admin()
+            .data(
+                "mutation { createCouponEvent(input: {name: \"옛날\", discountType: FIXED, discountValue: 1000, totalQuantity: 1, startsAt: \"1969-12-31T23:59:59Z\"}) { couponEvent { id } userErrors { code field } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            refused["createCouponEvent"],
+            json!({ "couponEvent": null, "userErrors": [{ "code": "INVALID_INPUT", "field": ["input", "startsAt"] }] })
+        );
+        let issued = crate::coupons::issue(&server, user, event).await;
+        let coupons = server
+            .user(user)
+            .data("{ me { coupons { id expiresAt } } }", json!({}))
+            .await;
+        assert_eq!(
+            coupons["me"]["coupons"][0]["expiresAt"],
+            issued["coupon"]["expiresAt"],
+            "[{}]",
+            server.backend
+        );
+    })
+    .await;
+}

@@ -168,7 +168,7 @@ pub struct CreateCouponEventInput {
     pub discount_value: Won,
     /// How many coupons the event hands out, 1 to 10,000,000.
     pub total_quantity: i32,
-    /// Default: now.
+    /// Default: now. Instants are kept to the microsecond, from 1970-01-01 to 9999-12-31 (UTC).
     pub starts_at: Option<DateTime<Utc>>,
     /// After `startsAt`. Default: open until the coupons run out.
     pub ends_at: Option<DateTime<Utc>>,
