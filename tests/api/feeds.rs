@@ -1,6 +1,7 @@
 //! Public subscriptions shared by their listeners: one execution per distinct document and
 //! variables, the same bytes to every listener, a joining listener's snapshot, operations that
-//! read the viewer never shared, and a sale pushed without waiting for the refresh interval.
+//! read the viewer never shared, and a sale pushed without waiting for the refresh interval (also
+//! one made on another instance).
 
 use std::time::{Duration, Instant};
 
@@ -167,6 +168,21 @@ async fn a_sale_reaches_ranking_listeners_without_waiting_for_the_refresh_interv
             "[{}] {update}",
             server.backend
         );
+
+        // across instances (Redis): a sale on another instance is heard as soon, here
+        if server.settings.redis.redis_url.is_some() {
+            let other = TestServer::start(server.backend, server.settings.clone()).await;
+            let second = server.create_product("키보드", "키보드", 10_000, 100).await;
+            buy(&other, buyer, second, 5).await;
+            let update = receive(&mut socket).await;
+            assert_eq!(
+                ranked_ids(&ranking(&update)["topSellers"]),
+                vec![second],
+                "[{}] {update}",
+                server.backend
+            );
+            other.stop();
+        }
     })
     .await;
 }
