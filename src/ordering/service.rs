@@ -10,6 +10,7 @@
 use entity::order;
 use sea_orm::DbErr;
 use serde::Serialize;
+use tracing::Span;
 
 use super::announce::Announcer;
 use super::lifecycle;
@@ -20,6 +21,7 @@ use super::writer::OrderWriter;
 use crate::infra::batching::BatchSettings;
 use crate::infra::db::Database;
 use crate::infra::idempotency::IdempotentRequest;
+use crate::telemetry::traceparent;
 
 #[derive(Clone)]
 pub struct OrderingService {
@@ -66,6 +68,7 @@ impl OrderingService {
                 request,
                 payment,
                 idempotency,
+                trace_parent: traceparent(&Span::current()),
             })
             .await
     }
@@ -84,6 +87,7 @@ impl OrderingService {
                 user_id,
                 order_id,
                 idempotency,
+                trace_parent: traceparent(&Span::current()),
             })
             .await
     }

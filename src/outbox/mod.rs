@@ -22,6 +22,8 @@ pub struct NewEvent {
     pub event_type: &'static str,
     pub aggregate_id: i64,
     pub payload: Value,
+    /// The trace its delivery continues (W3C `traceparent`); `None`: the writer's current span.
+    pub trace_parent: Option<String>,
 }
 
 /// Writes one PENDING event; `payload` gets the event's id, type and time added.
@@ -37,6 +39,7 @@ pub async fn enqueue(
             event_type,
             aggregate_id,
             payload,
+            trace_parent: None,
         }],
     )
     .await
@@ -48,7 +51,7 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
         return Ok(());
     }
     let now = Utc::now();
-    let trace_parent = crate::telemetry::traceparent(&tracing::Span::current());
+    let current = crate::telemetry::traceparent(&tracing::Span::current());
     let rows = events.into_iter().map(|event| {
         let event_id = uuid::Uuid::new_v4().to_string();
         let mut payload = event.payload;
@@ -68,7 +71,7 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
             last_error: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
-            trace_parent: Set(trace_parent.clone()),
+            trace_parent: Set(event.trace_parent.or_else(|| current.clone())),
             ..Default::default()
         }
     });

@@ -2,7 +2,8 @@
 //! exports to a receiver in the test. A `placeOrder` sent with a `traceparent` continues the
 //! caller's trace (the HTTP request, the GraphQL operation, the use case); the group-commit
 //! batch that carried it is a span of its own with its database statements, linked to the
-//! request and the request linked back; the order's outbox delivery continues the batch's trace.
+//! request and the request linked back; the order's outbox delivery continues the request's
+//! trace, a child of its use case (the batch only carried it).
 
 use std::collections::HashSet;
 
@@ -123,8 +124,13 @@ async fn a_place_order_is_traced_from_the_callers_traceparent_through_its_batch_
         statements > 0,
         "the batch's statements are spans of its trace"
     );
-    // the delivery continues the batch's trace
+    // the delivery continues the request's trace, under its use case
     let delivery = spans.iter().find(|s| s.name == "outbox delivery").unwrap();
-    assert_eq!(hex(&delivery.trace_id), hex(&batch.trace_id));
+    let use_case = request_trace
+        .iter()
+        .find(|s| s.name == "place order")
+        .unwrap();
+    assert_eq!(hex(&delivery.trace_id), CALLER_TRACE);
+    assert_eq!(delivery.parent_span_id, use_case.span_id);
     database.remove().await;
 }

@@ -49,11 +49,16 @@ pub enum Command {
         request: OrderRequest,
         payment: Payment,
         idempotency: Option<IdempotentRequest>,
+        /// The request's trace context (W3C `traceparent`), when traces are exported: the
+        /// order's outbox delivery continues it.
+        trace_parent: Option<String>,
     },
     Pay {
         user_id: i64,
         order_id: i64,
         idempotency: Option<IdempotentRequest>,
+        /// As for `Place`.
+        trace_parent: Option<String>,
     },
 }
 
@@ -61,6 +66,14 @@ impl Command {
     fn user_id(&self) -> i64 {
         match self {
             Command::Place { user_id, .. } | Command::Pay { user_id, .. } => *user_id,
+        }
+    }
+
+    fn trace_parent(&self) -> Option<&String> {
+        match self {
+            Command::Place { trace_parent, .. } | Command::Pay { trace_parent, .. } => {
+                trace_parent.as_ref()
+            }
         }
     }
 
@@ -140,6 +153,28 @@ struct Working {
     items: HashMap<i64, Vec<order_item::Model>>,
 }
 
+/// The trace context of the command that paid each order (a new order by its id, a PENDING
+/// one by the first payment of it in the batch: a later one is refused).
+fn traces_of_paid<'a>(
+    commands: &'a [Command],
+    placed: &HashMap<i64, i64>,
+) -> HashMap<i64, &'a String> {
+    let mut traces = HashMap::new();
+    for (index, command) in commands.iter().enumerate() {
+        let Some(trace_parent) = command.trace_parent() else {
+            continue;
+        };
+        let order_id = match command {
+            Command::Place { .. } => placed.get(&placeholder(index)).copied(),
+            Command::Pay { order_id, .. } => Some(*order_id),
+        };
+        if let Some(order_id) = order_id {
+            traces.entry(order_id).or_insert(trace_parent);
+        }
+    }
+    traces
+}
+
 /// Applies `commands` in `conn`'s transaction; the caller commits. An error means nothing of the
 /// batch may be committed.
 pub async fn apply(
@@ -177,7 +212,9 @@ pub async fn apply(
             paid.push((placed[&placeholder(*index)], new.lines.clone()));
         }
     }
-    record_payments(conn, &paid, &stored_orders, &working.names, now, settings).await?;
+    let traces = traces_of_paid(commands, &placed);
+    let names = &working.names;
+    record_payments(conn, &paid, &stored_orders, names, &traces, now, settings).await?;
     record_keys(conn, commands, &answers, &stored).await?;
 
     let aftermath = Aftermath {

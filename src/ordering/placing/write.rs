@@ -175,6 +175,7 @@ pub(super) async fn record_payments(
     paid: &[(i64, Vec<PricedLine>)],
     stored: &HashMap<i64, order::Model>,
     names: &HashMap<i64, String>,
+    traces: &HashMap<i64, &String>,
     now: DateTime<Utc>,
     settings: &OrderSettings,
 ) -> Result<(), DbErr> {
@@ -202,6 +203,7 @@ pub(super) async fn record_payments(
             event_type: outbox::ORDER_COMPLETED,
             aggregate_id: order.id,
             payload: order_event(order, lines, names),
+            trace_parent: traces.get(id).map(|trace| (*trace).clone()),
         });
     }
     for chunk in payments.chunks(ROWS_PER_INSERT) {
