@@ -217,7 +217,9 @@ pub struct RankingSubscription;
 #[Subscription]
 impl RankingSubscription {
     /// The ranking now, then again whenever the order of its first `limit` products changes.
-    /// Every listener of the same document and variables is served by one execution.
+    /// Every listener of the same document and variables is served by one execution. A listener
+    /// that falls 64 messages behind skips to the latest ranking (its next message is the
+    /// ranking now, with no changes, as on subscribe).
     async fn ranking_changed(
         &self,
         ctx: &Context<'_>,

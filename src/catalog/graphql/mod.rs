@@ -204,7 +204,8 @@ pub struct CatalogSubscription;
 #[Subscription]
 impl CatalogSubscription {
     /// Pushes a product's new stock after an order, cancellation, expiry or restock commits.
-    /// Without `productIds`, every product.
+    /// Without `productIds`, every product. Listeners of the same document and variables share
+    /// one execution; one that falls 64 messages behind skips to the oldest change still kept.
     async fn stock_changed(
         &self,
         ctx: &Context<'_>,
