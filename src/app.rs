@@ -25,6 +25,7 @@ use crate::http::limits::MutationLimits;
 use crate::http::{Feeds, HttpLimits, HttpState, router};
 use crate::infra::bus::EventBus;
 use crate::infra::db::Database;
+use crate::infra::files;
 use crate::infra::redis::RedisConnection;
 use crate::ordering::announce::Announcer;
 use crate::ordering::model::OrderSettings;
@@ -62,6 +63,8 @@ impl Application {
     /// binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        let open_files = files::raise_open_file_limit();
+        tracing::info!(?open_files, "open-file limit");
         install_metrics();
         let background = Background::default();
         let db = open_database(&settings, &background).await?;
@@ -76,7 +79,7 @@ impl Application {
                 settings.auth.effective_auth_mode(),
                 settings.auth.jwt_secret.as_ref().map(|s| s.expose()),
             ),
-            limits: HttpLimits::from_settings(&settings, query_limits.document),
+            limits: HttpLimits::from_settings(&settings, query_limits.document, open_files),
             mutation_limits: MutationLimits::from_settings(&settings),
             allowed_origins: settings.allowed_origins(),
             documents: Documents::new(shared.cache()),

@@ -83,17 +83,30 @@ pub struct HttpLimits {
 }
 
 impl HttpLimits {
-    /// The transport's limits, with the document limits every operation is inspected against.
+    /// The transport's limits, with the document limits every operation is inspected against;
+    /// WebSocket connections are capped below `open_files` (the process's limit, see
+    /// [`crate::infra::files`]).
     pub fn from_settings(
         settings: &crate::config::Settings,
         document: crate::graphql::limits::DocumentLimits,
+        open_files: Option<u64>,
     ) -> Self {
+        let configured = settings.limits.ws_max_connections;
+        let ws_max_connections = crate::infra::files::websocket_cap(configured, open_files);
+        if ws_max_connections < configured {
+            tracing::warn!(
+                open_files,
+                ws_max_connections,
+                "WS_MAX_CONNECTIONS {configured} is more than the open-file limit allows: \
+                 capped (raise the hard limit, e.g. systemd LimitNOFILE, for more)"
+            );
+        }
         Self {
             max_body_bytes: settings.server.max_body_bytes as usize,
             document,
             max_batch: settings.limits.max_batch as usize,
             ws_init_timeout: settings.limits.ws_init_timeout(),
-            ws_max_connections: settings.limits.ws_max_connections,
+            ws_max_connections,
             ws_max_subscriptions: settings.limits.ws_max_subscriptions as usize,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
         }

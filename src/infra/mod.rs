@@ -1,10 +1,12 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
 //! backend quirks), the write helper every use case runs in ([`transact`]), group commit, Redis,
-//! read replicas, the event bus, idempotency keys and the names of our metrics.
+//! read replicas, the event bus, idempotency keys, the open-file limit and the names of our
+//! metrics.
 
 pub mod batching;
 pub mod bus;
 pub mod db;
+pub mod files;
 pub mod idempotency;
 pub mod locking;
 pub mod meters;

@@ -1,10 +1,16 @@
-//! WebSocket subscriptions on `graphql-transport-ws`: the happy path and every close code.
+//! WebSocket subscriptions on `graphql-transport-ws`: the happy path, every close code, and as
+//! many sockets as the open-file limit allows.
+
+use std::time::Duration;
 
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::harness::{on_every_backend, on_every_backend_with};
+use crate::harness::{
+    FreshDatabase, ServerProcess, on_every_backend, on_every_backend_with, sqlite, test_settings,
+};
 use crate::ws_client::{close_code, connect, initialised, receive, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,4 +133,69 @@ async fn connection_init_payload_authenticates_the_socket() {
         assert_eq!(next["payload"]["errors"][0]["extensions"]["code"], json!("UNAUTHENTICATED"));
     })
     .await;
+}
+
+/// A server started with a soft open-file limit of 256 raises it to the hard one (1,400): 350
+/// listeners all get their snapshot, where `EMFILE` stopped it at ~250 before; past what the hard
+/// limit leaves for WebSockets (1,400 - 1,000 reserved) an upgrade is refused with 503, and the
+/// server still answers over HTTP and reaches its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_limit_is_raised_and_websockets_are_capped_below_it() {
+    let database = FreshDatabase::create(sqlite().await).await;
+    let settings = test_settings(database.url.clone());
+    let (mut process, server) = ServerProcess::start("sqlite-process", &settings).await;
+    process.set_open_file_limit(256, 1_400);
+    process.resume().await;
+
+    // before the raise, sockets past the limit were never answered: bound the wait
+    let sockets = async {
+        let mut listeners = Vec::new();
+        for _ in 0..350 {
+            let mut socket = initialised(&server, json!({})).await;
+            send(
+                &mut socket,
+                json!({ "id": "r", "type": "subscribe", "payload": {
+                    "query": "subscription { rankingChanged { changes { movement } } }" } }),
+            )
+            .await;
+            listeners.push(socket);
+        }
+        for socket in &mut listeners {
+            assert_eq!(receive(socket).await["type"], json!("next"));
+        }
+        let mut more = Vec::new();
+        let refused = loop {
+            let mut request = server.ws_url.as_str().into_client_request().unwrap();
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                "graphql-transport-ws".parse().unwrap(),
+            );
+            match tokio_tungstenite::connect_async(request).await {
+                Ok((socket, _)) => more.push(socket),
+                Err(error) => break error,
+            }
+            assert!(more.len() <= 50, "no more than 400 WebSockets are let in");
+        };
+        assert_eq!(more.len(), 50, "every WebSocket up to the cap is let in");
+        let status = match refused {
+            tokio_tungstenite::tungstenite::Error::Http(response) => response.status().as_u16(),
+            other => panic!("refused with {other}"),
+        };
+        assert_eq!(status, 503);
+        (listeners, more)
+    };
+    let _sockets = tokio::time::timeout(Duration::from_secs(120), sockets)
+        .await
+        .expect("every socket up to the cap is answered within 2 minutes");
+    let products = server
+        .anonymous()
+        .data("{ products { totalCount } }", json!({}))
+        .await;
+    assert_eq!(products["products"]["totalCount"], json!(0));
+    assert!(
+        process.log().contains("capped"),
+        "the cap is logged: {}",
+        process.log()
+    );
+    database.remove().await;
 }

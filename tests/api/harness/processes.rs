@@ -3,6 +3,7 @@
 //! binary as a separate process (that it may SIGKILL), and the mock data platform. Each holds a
 //! [`ProcessGuard`], the one thing that stops them, whatever way the test ends.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -389,6 +390,8 @@ pub struct ServerProcess {
     pub base: String,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// The open-file limit (soft, hard) it starts with; `None`: this process's own.
+    open_files: Option<(u64, u64)>,
 }
 
 impl ServerProcess {
@@ -443,6 +446,7 @@ impl ServerProcess {
             env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             log: std::env::temp_dir()
                 .join(format!("commerce-server-{}-{port}.log", std::process::id())),
+            open_files: None,
         };
         process.resume().await;
         let server = TestServer::attach(backend, settings.clone(), &process.base).await;
@@ -452,14 +456,30 @@ impl ServerProcess {
     /// Starts the process (again) and waits until it answers `/healthz`; its log starts over.
     pub async fn resume(&mut self) {
         let log = std::fs::File::create(&self.log).expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_commerce"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_commerce"));
+        command
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(log)
-            .spawn()
-            .expect("the commerce binary starts");
+            .stdout(log);
+        if let Some((soft, hard)) = self.open_files {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: only setrlimit runs between fork and exec
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command.spawn().expect("the commerce binary starts");
         self.process = ProcessGuard::child(child);
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -471,6 +491,11 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the server process did not come up at {}", self.base);
+    }
+
+    /// Sets the open-file limit (soft, hard) of the next [`ServerProcess::resume`].
+    pub fn set_open_file_limit(&mut self, soft: u64, hard: u64) {
+        self.open_files = Some((soft, hard));
     }
 
     /// Sets an environment variable for the next [`ServerProcess::resume`].
