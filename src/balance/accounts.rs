@@ -1,8 +1,9 @@
 //! Balance rows and their ledger, as payments and refunds change them inside the order use cases'
 //! transactions: lock the balances (ascending user id, the last step of the global lock order),
-//! then apply any number of movements with one update and one ledger insert. Every movement writes
-//! its ledger row, so the entries of a user always sum to the balance. The balance domain owns
-//! these rows; ordering only calls these.
+//! then apply any number of movements with one update and one ledger insert (sent with the
+//! transaction's other writes, [`Writes`]). Every movement writes its ledger row, so the entries
+//! of a user always sum to the balance. The balance domain owns these rows; ordering only calls
+//! these.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,10 +12,12 @@ use entity::balance;
 use entity::balance_ledger::{self, LedgerKind};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    Set,
 };
 
 use crate::infra::locking::lock_ascending;
+use crate::infra::writes::Writes;
 
 /// Locks the balances of `users` (ascending id); returns the amounts of those that exist.
 pub async fn lock(
@@ -37,31 +40,30 @@ pub struct Movement {
     pub order_id: Option<i64>,
 }
 
-/// Applies one movement of a locked balance; returns its ledger entry.
+/// Applies one movement of a locked balance now; returns its ledger entry.
 pub async fn apply_one(
     conn: &impl ConnectionTrait,
     movement: Movement,
     now: DateTime<Utc>,
 ) -> Result<balance_ledger::Model, DbErr> {
-    update_balances(conn, std::slice::from_ref(&movement), now).await?;
+    let mut writes = Writes::new(conn.get_database_backend());
+    update_balances(&mut writes, std::slice::from_ref(&movement), now);
+    writes.send(conn).await?;
     ledger_row(&movement, now).insert(conn).await
 }
 
-/// Applies movements of locked balances: one update of every balance touched, one insert of
-/// every ledger row. The caller has checked no balance goes below zero (the CHECK refuses it).
-pub async fn apply(
-    conn: &impl ConnectionTrait,
-    movements: &[Movement],
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+/// Adds to `writes` the movements of locked balances: one update of every balance touched, one
+/// insert of every ledger row. The caller has checked no balance goes below zero (the CHECK
+/// refuses it).
+pub fn apply(writes: &mut Writes, movements: &[Movement], now: DateTime<Utc>) {
     if movements.is_empty() {
-        return Ok(());
+        return;
     }
-    update_balances(conn, movements, now).await?;
-    balance_ledger::Entity::insert_many(movements.iter().map(|m| ledger_row(m, now)))
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    update_balances(writes, movements, now);
+    writes.insert(
+        balance_ledger::Entity::insert_many(movements.iter().map(|m| ledger_row(m, now)))
+            .into_query(),
+    );
 }
 
 fn ledger_row(movement: &Movement, now: DateTime<Utc>) -> balance_ledger::ActiveModel {
@@ -77,11 +79,7 @@ fn ledger_row(movement: &Movement, now: DateTime<Utc>) -> balance_ledger::Active
 }
 
 /// One update of every balance the movements touch (their sum per user).
-async fn update_balances(
-    conn: &impl ConnectionTrait,
-    movements: &[Movement],
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+fn update_balances(writes: &mut Writes, movements: &[Movement], now: DateTime<Utc>) {
     let mut net: BTreeMap<i64, i64> = BTreeMap::new();
     for movement in movements {
         *net.entry(movement.user_id).or_default() += movement.amount;
@@ -90,17 +88,13 @@ async fn update_balances(
     for (user_id, amount) in &net {
         by_user = by_user.case(Expr::col(balance::Column::UserId).eq(*user_id), *amount);
     }
-    let updated = balance::Entity::update_many()
+    let statement = balance::Entity::update_many()
         .col_expr(
             balance::Column::Amount,
             Expr::col(balance::Column::Amount).add(Expr::expr(by_user.finally(0))),
         )
         .col_expr(balance::Column::UpdatedAt, Expr::value(now))
         .filter(balance::Column::UserId.is_in(net.keys().copied()))
-        .exec(conn)
-        .await?;
-    if updated.rows_affected != net.len() as u64 {
-        return Err(DbErr::RecordNotUpdated);
-    }
-    Ok(())
+        .into_query();
+    writes.update_exactly(statement, net.len() as u64);
 }

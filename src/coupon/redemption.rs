@@ -1,7 +1,7 @@
 //! Coupons paying part of an order, inside the order use cases' transactions: lock the coupons
 //! (ascending id, after the products in the global lock order) with their events, judge one
 //! against an order ([`discount`], a pure function), then reserve, use or release any number of
-//! them with one statement. The coupon domain owns these rows; ordering only calls these.
+//! them with one statement (sent with the transaction's other writes). The coupon domain owns these rows; ordering only calls these.
 
 use std::collections::HashMap;
 
@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use entity::coupon_event::{self, DiscountType};
 use entity::user_coupon::{self, CouponStatus};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait};
 
 use crate::infra::locking::lock_ascending;
+use crate::infra::writes::Writes;
 
 /// A locked coupon and the event that issued it.
 #[derive(Clone, Debug)]
@@ -104,11 +105,11 @@ impl Hold {
     }
 }
 
-/// Sets locked coupons to their new state, in one statement. A released coupon past its
+/// Adds to `writes` the new state of locked coupons, one statement for all. A released coupon past its
 /// `expires_at` stays unusable (it reads as EXPIRED).
-pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(), DbErr> {
+pub fn set(writes: &mut Writes, holds: &[(i64, Hold)]) {
     if holds.is_empty() {
-        return Ok(());
+        return;
     }
     let mut statuses = CaseStatement::new();
     let mut orders = CaseStatement::new();
@@ -124,7 +125,7 @@ pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(
         orders = orders.case(this.clone(), Expr::value(order_id));
         used = used.case(this, Expr::value(used_at));
     }
-    user_coupon::Entity::update_many()
+    let statement = user_coupon::Entity::update_many()
         .col_expr(
             user_coupon::Column::Status,
             Expr::expr(statuses.finally(Expr::col(user_coupon::Column::Status))),
@@ -138,9 +139,8 @@ pub async fn set(conn: &impl ConnectionTrait, holds: &[(i64, Hold)]) -> Result<(
             Expr::expr(used.finally(Expr::col(user_coupon::Column::UsedAt))),
         )
         .filter(user_coupon::Column::Id.is_in(holds.iter().map(|(id, _)| *id)))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .into_query();
+    writes.update(statement);
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@ use chrono::Utc;
 use entity::idempotency_key;
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait, Set};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::db::{AttemptError, is_unique_violation};
+use super::writes::Writes;
 use crate::error::InvalidInput;
 
 /// Longest accepted key.
@@ -112,11 +113,12 @@ impl IdempotentRequest {
         conn: &impl ConnectionTrait,
         response: &impl Serialize,
     ) -> Result<(), AttemptError> {
+        let mut writes = Writes::new(conn.get_database_backend());
         record_many(
-            conn,
+            &mut writes,
             &[(self, serde_json::to_string(response).unwrap_or_default())],
-        )
-        .await
+        );
+        writes.send(conn).await.map_err(contended_if_taken)
     }
 
     fn row(&self, response: String) -> idempotency_key::ActiveModel {
@@ -158,25 +160,26 @@ pub async fn lookup_many(
         .collect())
 }
 
-/// Stores several results (JSON) in the transaction of their effects, in one statement; a
-/// concurrent twin of any of them makes it `Contended` (the attempt runs again and finds it).
-pub async fn record_many(
-    conn: &impl ConnectionTrait,
-    results: &[(&IdempotentRequest, String)],
-) -> Result<(), AttemptError> {
+/// Adds to `writes` several results (JSON) to store in the transaction of their effects, in one
+/// statement. A concurrent twin of any of them fails the send with a unique violation:
+/// [`contended_if_taken`] makes it `Contended` (the attempt runs again and finds the key).
+pub fn record_many(writes: &mut Writes, results: &[(&IdempotentRequest, String)]) {
     if results.is_empty() {
-        return Ok(());
+        return;
     }
     let rows = results
         .iter()
         .map(|(request, response)| request.row(response.clone()));
-    match idempotency_key::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if is_unique_violation(&err) => Err(AttemptError::Contended),
-        Err(err) => Err(err.into()),
+    writes.insert(idempotency_key::Entity::insert_many(rows).into_query());
+}
+
+/// The error of a send that stored keys: a unique violation means a concurrent twin took one of
+/// them first (`Contended`).
+pub fn contended_if_taken(err: DbErr) -> AttemptError {
+    if is_unique_violation(&err) {
+        AttemptError::Contended
+    } else {
+        err.into()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Infrastructure shared by the domains: the database (connection, write transactions with retry,
 //! backend quirks), the write helper every use case runs in ([`transact`]), group commit, Redis,
-//! read replicas, the event bus, idempotency keys, the open-file limit and the names of our
-//! metrics.
+//! read replicas, the event bus, idempotency keys, writes sent together ([`writes`]), the
+//! open-file limit and the names of our metrics.
 
 pub mod batching;
 pub mod bus;
@@ -14,3 +14,4 @@ pub mod paging;
 pub mod redis;
 pub mod replicas;
 pub mod transact;
+pub mod writes;

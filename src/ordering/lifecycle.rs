@@ -11,7 +11,9 @@ use entity::order::{self, OrderStatus};
 use entity::payment::PaymentStatus;
 use entity::{order_item, payment};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryTrait,
+};
 
 use super::announce::Aftermath;
 use super::event::{PricedLine, order_event};
@@ -22,6 +24,7 @@ use crate::balance::accounts::{self, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
 use crate::infra::transact::{Abort, Attempt};
+use crate::infra::writes::Writes;
 use crate::outbox;
 use crate::ranking::sales;
 
@@ -68,9 +71,13 @@ pub async fn cancel(
         .await?
         .remove(&order_id)
         .unwrap_or_default();
+    let mut writes = Writes::new(txn.get_database_backend());
     let aftermath = match order.status {
-        OrderStatus::Pending => release(txn, &order, &items, OrderStatus::Cancelled, now).await?,
-        OrderStatus::Completed => refund(txn, &order, &items, now, settings).await?,
+        OrderStatus::Pending => {
+            let cancelled = OrderStatus::Cancelled;
+            release(txn, &mut writes, &order, &items, cancelled, now).await?
+        }
+        OrderStatus::Completed => refund(txn, &mut writes, &order, &items, now, settings).await?,
         OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Refunded => {
             return Err(Abort::Refused(OrderError::InvalidState {
                 action: "cancel",
@@ -78,17 +85,14 @@ pub async fn cancel(
             }));
         }
     };
+    writes.send(txn).await?;
     let order = rows::load_one(txn, order_id).await?;
     if order.status == OrderStatus::Refunded {
         let lines: Vec<PricedLine> = items.iter().map(PricedLine::from).collect();
         let names = rows::product_names(txn, lines.iter().map(|l| l.product_id)).await?;
-        outbox::enqueue(
-            txn,
-            outbox::ORDER_REFUNDED,
-            order_id,
-            order_event(&order, &lines, &names),
-        )
-        .await?;
+        let event = order_event(&order, &lines, &names);
+        outbox::enqueue(&mut writes, outbox::ORDER_REFUNDED, order_id, event);
+        writes.send(txn).await?;
     }
     Ok((Changed { order, aftermath }, OrderReceipt { order_id }))
 }
@@ -107,15 +111,19 @@ pub async fn expire(txn: &DatabaseTransaction, order_id: i64) -> Attempt<Option<
         .await?
         .remove(&order_id)
         .unwrap_or_default();
-    let aftermath = release(txn, &order, &items, OrderStatus::Expired, now).await?;
+    let mut writes = Writes::new(txn.get_database_backend());
+    let aftermath = release(txn, &mut writes, &order, &items, OrderStatus::Expired, now).await?;
+    writes.send(txn).await?;
     let order = rows::load_one(txn, order_id).await?;
     Ok(Some(Changed { order, aftermath }))
 }
 
 /// Gives the stock of a locked order back and releases its coupon: the shared part of a
-/// cancellation, an expiry and a refund. Moves the order to `new_status`.
+/// cancellation, an expiry and a refund. Moves the order to `new_status`. Locks the products now;
+/// the writes go to `writes`.
 async fn release(
     conn: &impl ConnectionTrait,
+    writes: &mut Writes,
     order: &order::Model,
     items: &[order_item::Model],
     new_status: OrderStatus,
@@ -123,11 +131,11 @@ async fn release(
 ) -> Result<Aftermath, DbErr> {
     let products = stock::lock(conn, items.iter().map(|i| i.product_id)).await?;
     let returned: BTreeMap<i64, i64> = items.iter().map(|i| (i.product_id, i.quantity)).collect();
-    stock::change(conn, &returned, now).await?;
+    stock::change(writes, &returned, now);
     if let Some(coupon_id) = order.user_coupon_id {
-        redemption::set(conn, &[(coupon_id, Hold::Released)]).await?;
+        redemption::set(writes, &[(coupon_id, Hold::Released)]);
     }
-    rows::set_status(conn, &[order.id], new_status, now).await?;
+    rows::set_status(writes, &[order.id], new_status, now);
     Ok(Aftermath {
         stock: returned
             .iter()
@@ -138,15 +146,17 @@ async fn release(
 }
 
 /// Refunds a locked COMPLETED order: stock and coupon back, the balance credited (ledger
-/// REFUND), the payment REFUNDED, the sales reversed on the day they were recorded.
+/// REFUND), the payment REFUNDED, the sales reversed on the day they were recorded. Locks now;
+/// the writes go to `writes`.
 async fn refund(
     conn: &impl ConnectionTrait,
+    writes: &mut Writes,
     order: &order::Model,
     items: &[order_item::Model],
     now: DateTime<Utc>,
     settings: &OrderSettings,
 ) -> Result<Aftermath, DbErr> {
-    let mut aftermath = release(conn, order, items, OrderStatus::Refunded, now).await?;
+    let mut aftermath = release(conn, writes, order, items, OrderStatus::Refunded, now).await?;
     let balance = accounts::lock(conn, [order.user_id])
         .await?
         .get(&order.user_id)
@@ -159,22 +169,23 @@ async fn refund(
         balance_after: balance + order.total,
         order_id: Some(order.id),
     };
-    accounts::apply(conn, &[credit], now).await?;
-    payment::Entity::update_many()
-        .col_expr(
-            payment::Column::Status,
-            Expr::value(PaymentStatus::Refunded),
-        )
-        .col_expr(payment::Column::RefundedAt, Expr::value(now))
-        .filter(payment::Column::OrderId.eq(order.id))
-        .exec(conn)
-        .await?;
+    accounts::apply(writes, &[credit], now);
+    writes.update(
+        payment::Entity::update_many()
+            .col_expr(
+                payment::Column::Status,
+                Expr::value(PaymentStatus::Refunded),
+            )
+            .col_expr(payment::Column::RefundedAt, Expr::value(now))
+            .filter(payment::Column::OrderId.eq(order.id))
+            .into_query(),
+    );
     let sold: Vec<sales::Sale> = items
         .iter()
         .map(|item| PricedLine::from(item).sale())
         .collect();
     let day = sales::sales_date(order.paid_at.unwrap_or(now), settings.time_zone);
-    sales::reverse(conn, day, &sold).await?;
+    sales::reverse(writes, day, &sold);
     aftermath.refunded = order.total;
     aftermath.sales_changed = true;
     Ok(aftermath)

@@ -9,9 +9,11 @@ use entity::{order_item, product};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 
 use crate::infra::locking::lock_ascending;
+use crate::infra::writes::Writes;
 
 /// Locks the orders (ascending id, the first step of the global lock order), by id.
 pub async fn lock(
@@ -91,16 +93,11 @@ pub async fn product_names(
     Ok(rows.into_iter().collect())
 }
 
-/// Moves locked orders to `new_status`: COMPLETED (paid now, no longer expiring), CANCELLED or
+/// Adds to `writes` the move of locked orders to `new_status`: COMPLETED (paid now, no longer expiring), CANCELLED or
 /// REFUNDED (cancelled now), or EXPIRED.
-pub async fn set_status(
-    conn: &impl ConnectionTrait,
-    ids: &[i64],
-    new_status: OrderStatus,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub fn set_status(writes: &mut Writes, ids: &[i64], new_status: OrderStatus, now: DateTime<Utc>) {
     if ids.is_empty() {
-        return Ok(());
+        return;
     }
     let mut update = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(new_status))
@@ -119,9 +116,9 @@ pub async fn set_status(
         }
         OrderStatus::Pending | OrderStatus::Expired => {}
     }
-    update
-        .filter(order::Column::Id.is_in(ids.iter().copied()))
-        .exec(conn)
-        .await?;
-    Ok(())
+    writes.update(
+        update
+            .filter(order::Column::Id.is_in(ids.iter().copied()))
+            .into_query(),
+    );
 }

@@ -4,8 +4,10 @@
 
 use chrono::Utc;
 use entity::outbox_event::{self, OutboxStatus};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+use sea_orm::{EntityTrait, QueryTrait, Set};
 use serde_json::Value;
+
+use crate::infra::writes::Writes;
 
 pub mod breaker;
 pub mod graphql;
@@ -26,29 +28,24 @@ pub struct NewEvent {
     pub trace_parent: Option<String>,
 }
 
-/// Writes one PENDING event; `payload` gets the event's id, type and time added.
-pub async fn enqueue(
-    conn: &impl ConnectionTrait,
-    event_type: &'static str,
-    aggregate_id: i64,
-    payload: Value,
-) -> Result<(), DbErr> {
+/// Adds to `writes` one PENDING event; `payload` gets the event's id, type and time added.
+pub fn enqueue(writes: &mut Writes, event_type: &'static str, aggregate_id: i64, payload: Value) {
     enqueue_many(
-        conn,
+        writes,
         vec![NewEvent {
             event_type,
             aggregate_id,
             payload,
             trace_parent: None,
         }],
-    )
-    .await
+    );
 }
 
-/// Writes PENDING events in one statement; each payload gets its event's id, type and time.
-pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) -> Result<(), DbErr> {
+/// Adds to `writes` PENDING events, one statement for all; each payload gets its event's id,
+/// type and time.
+pub fn enqueue_many(writes: &mut Writes, events: Vec<NewEvent>) {
     if events.is_empty() {
-        return Ok(());
+        return;
     }
     let now = Utc::now();
     let current = crate::telemetry::traceparent(&tracing::Span::current());
@@ -75,8 +72,5 @@ pub async fn enqueue_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) ->
             ..Default::default()
         }
     });
-    outbox_event::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    writes.insert(outbox_event::Entity::insert_many(rows).into_query());
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::product_sales_daily;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Set};
+
+use crate::infra::writes::Writes;
 
 /// One product's units and revenue in a payment or refund.
 #[derive(Copy, Clone, Debug)]
@@ -21,23 +23,13 @@ pub fn sales_date(at: DateTime<Utc>, time_zone: Tz) -> NaiveDate {
     at.with_timezone(&time_zone).date_naive()
 }
 
-/// Adds the sales of payments to their day (one multi-row upsert; several sales of one product
-/// add up first, as one statement may touch a row only once).
-pub async fn record(
-    conn: &impl ConnectionTrait,
-    day: NaiveDate,
-    sales: &[Sale],
-) -> Result<(), DbErr> {
+/// Adds to `writes` the sales of payments on their day (one multi-row upsert; several sales of
+/// one product add up first, as one statement may touch a row only once).
+pub fn record(writes: &mut Writes, day: NaiveDate, sales: &[Sale]) {
     if sales.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut per_product: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for sale in sales {
-        let total = per_product.entry(sale.product_id).or_default();
-        total.0 += sale.quantity;
-        total.1 += sale.revenue;
-    }
-    let rows = per_product
+    let rows = per_product(sales)
         .into_iter()
         .map(
             |(product_id, (quantity, revenue))| product_sales_daily::ActiveModel {
@@ -48,7 +40,7 @@ pub async fn record(
             },
         );
     // each row adds its own units: `excluded.` on PostgreSQL and SQLite, `VALUES()` on MySQL
-    let (quantity, revenue) = match conn.get_database_backend() {
+    let (quantity, revenue) = match writes.backend() {
         DbBackend::MySql => (
             "`quantity` + VALUES(`quantity`)",
             "`revenue` + VALUES(`revenue`)",
@@ -58,7 +50,7 @@ pub async fn record(
             r#""product_sales_daily"."revenue" + excluded."revenue""#,
         ),
     };
-    product_sales_daily::Entity::insert_many(rows)
+    let statement = product_sales_daily::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([
                 product_sales_daily::Column::SalesDate,
@@ -68,31 +60,39 @@ pub async fn record(
             .value(product_sales_daily::Column::Revenue, Expr::cust(revenue))
             .to_owned(),
         )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+        .into_query();
+    writes.insert(statement);
 }
 
-/// Takes the sales of a refunded payment back out of the day they were recorded on.
-pub async fn reverse(
-    conn: &impl ConnectionTrait,
-    day: NaiveDate,
-    sales: &[Sale],
-) -> Result<(), DbErr> {
-    for sale in sales {
-        product_sales_daily::Entity::update_many()
-            .col_expr(
-                product_sales_daily::Column::Quantity,
-                Expr::col(product_sales_daily::Column::Quantity).sub(sale.quantity),
-            )
-            .col_expr(
-                product_sales_daily::Column::Revenue,
-                Expr::col(product_sales_daily::Column::Revenue).sub(sale.revenue),
-            )
-            .filter(product_sales_daily::Column::SalesDate.eq(day))
-            .filter(product_sales_daily::Column::ProductId.eq(sale.product_id))
-            .exec(conn)
-            .await?;
+/// Adds to `writes` taking the sales of a refunded payment back out of the day they were
+/// recorded on (one update per product).
+pub fn reverse(writes: &mut Writes, day: NaiveDate, sales: &[Sale]) {
+    for (product_id, (quantity, revenue)) in per_product(sales) {
+        writes.update(
+            product_sales_daily::Entity::update_many()
+                .col_expr(
+                    product_sales_daily::Column::Quantity,
+                    Expr::col(product_sales_daily::Column::Quantity).sub(quantity),
+                )
+                .col_expr(
+                    product_sales_daily::Column::Revenue,
+                    Expr::col(product_sales_daily::Column::Revenue).sub(revenue),
+                )
+                .filter(product_sales_daily::Column::SalesDate.eq(day))
+                .filter(product_sales_daily::Column::ProductId.eq(product_id))
+                .into_query(),
+        );
     }
-    Ok(())
+}
+
+/// Units and revenue by product: several sales of one product add up (one statement may touch
+/// a row only once).
+fn per_product(sales: &[Sale]) -> BTreeMap<i64, (i64, i64)> {
+    let mut per_product: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for sale in sales {
+        let total = per_product.entry(sale.product_id).or_default();
+        total.0 += sale.quantity;
+        total.1 += sale.revenue;
+    }
+    per_product
 }

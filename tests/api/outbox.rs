@@ -578,3 +578,46 @@ async fn events_pending_at_a_stop_are_delivered_after_the_restart() {
     })
     .await;
 }
+
+/// The batch's writes carry their values in the statement's text on PostgreSQL (one round trip):
+/// quotes, backslashes and other characters a statement could trip on arrive exactly, in the
+/// stored key and in the event shipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_and_backslashes_in_names_and_keys_arrive_exactly() {
+    const NAME: &str = r#"Kim's "Pro" \ mouse \' $1 E'' 🖱 ');--"#;
+    const KEY: &str = r#"it's \"the\" key \\ $$ ';--"#;
+    const KEYED: &str = "mutation($items: [OrderItemInput!]!, $key: String) { placeOrder(input: {items: $items, idempotencyKey: $key}) { order { id items { product { name } } } userErrors { code } } }";
+    let platform = MockPlatform::start().await;
+    on_every_backend_with(relay_to(&platform), |server| {
+        let platform = &platform;
+        async move {
+            let before = platform.received().await["events"]
+                .as_array()
+                .unwrap()
+                .len();
+            let (user, [product]) = server
+                .shop("shopper", 10_000, [(NAME, "마우스", 1_000, 5)])
+                .await;
+            let variables = json!({ "items": items(&[(product, 1)]), "key": KEY });
+            let first = server.user(user).data(KEYED, variables.clone()).await;
+            assert_eq!(first["placeOrder"]["userErrors"], json!([]), "{first}");
+            let again = server.user(user).data(KEYED, variables).await;
+            assert_eq!(again["placeOrder"]["order"], first["placeOrder"]["order"]);
+            assert_eq!(
+                first["placeOrder"]["order"]["items"],
+                json!([{ "product": { "name": NAME } }])
+            );
+            let received = platform.wait_for(before + 1, Duration::from_secs(5)).await;
+            let event = received["events"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .clone();
+            let order_id = id_of(&first["placeOrder"]["order"]["id"]);
+            assert_eq!(event["order"]["id"].as_i64(), Some(order_id));
+            assert_eq!(event["order"]["items"][0]["productName"], json!(NAME));
+        }
+    })
+    .await;
+}

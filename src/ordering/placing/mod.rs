@@ -6,8 +6,9 @@
 //! looked up under those locks. Each command is then decided in memory, in arrival order, with
 //! exactly the rules of a single order against what the commands before it left (stock, balances,
 //! coupons, order statuses): a refusal changes nothing and never changes another command's
-//! outcome. What the accepted commands do is then written with one statement per table, the
-//! orders are read back as stored, and the caller commits.
+//! outcome. What the accepted commands do is then written with one statement per table (new
+//! orders first, the rest in one round trip on PostgreSQL, see [`Writes`]), the orders are read
+//! back as stored, and the caller commits.
 //!
 //! A batch of one is the single-order path: the same code, about the same statements.
 //!
@@ -37,7 +38,8 @@ use crate::catalog::stock;
 use crate::coupon::redemption::{self, Redeemable};
 use crate::infra::batching::Applied;
 use crate::infra::db::AttemptError;
-use crate::infra::idempotency::{self, IdempotentRequest};
+use crate::infra::idempotency::{self, IdempotentRequest, contended_if_taken};
+use crate::infra::writes::Writes;
 use decide::{pay, place, replayed};
 use write::{placeholder, record_keys, record_payments, write};
 
@@ -187,8 +189,10 @@ pub async fn apply(
     let (mut working, stored) = lock_and_read(conn, commands).await?;
     let locking = locking_started.elapsed();
     let (effects, mut answers) = decide_all(commands, &mut working, &stored, now);
-    let (placed, mut stored_orders) = write(conn, &effects, &working, now, settings).await?;
-    // every other order answered with (paid, replayed), as stored
+    let mut writes = Writes::new(conn.get_database_backend());
+    let (placed, mut stored_orders) =
+        write(conn, &mut writes, &effects, &working, now, settings).await?;
+    // every other order answered with (paid, replayed), as stored: after this batch's writes
     let mut wanted: Vec<i64> = vec![];
     for answer in &mut answers {
         if let Answer::Order(id) = answer {
@@ -198,7 +202,10 @@ pub async fn apply(
             }
         }
     }
-    stored_orders.extend(rows::load(conn, wanted).await?);
+    if !wanted.is_empty() {
+        writes.send(conn).await?;
+        stored_orders.extend(rows::load(conn, wanted).await?);
+    }
     let mut paid: Vec<(i64, Vec<PricedLine>)> = effects
         .paid
         .iter()
@@ -214,8 +221,17 @@ pub async fn apply(
     }
     let traces = traces_of_paid(commands, &placed);
     let names = &working.names;
-    record_payments(conn, &paid, &stored_orders, names, &traces, now, settings).await?;
-    record_keys(conn, commands, &answers, &stored).await?;
+    record_payments(
+        &mut writes,
+        &paid,
+        &stored_orders,
+        names,
+        &traces,
+        now,
+        settings,
+    )?;
+    record_keys(&mut writes, commands, &answers, &stored);
+    writes.send(conn).await.map_err(contended_if_taken)?;
 
     let aftermath = Aftermath {
         stock: effects

@@ -1,19 +1,20 @@
 //! Writing what the accepted commands of a batch decided, one multi-row statement per table:
-//! new orders and their items, status changes, stock, coupons, balances and their ledger,
-//! payments with their sales and outbox events, and the idempotency keys.
+//! new orders (inserted at once: the rest needs their ids), then, added to the batch's
+//! [`Writes`] to go in one round trip, their items, status changes, stock, coupons, balances and
+//! their ledger, payments with their sales and outbox events, and the idempotency keys.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{order, order_item, payment};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Set};
 
 use super::{Answer, Command, Effects, NewOrder, OrderReceipt, StoredKeys, Working};
 use crate::balance::accounts::{self, Movement};
 use crate::catalog::stock;
 use crate::coupon::redemption::{self, Hold};
-use crate::infra::db::AttemptError;
 use crate::infra::idempotency::{self, IdempotentRequest};
+use crate::infra::writes::Writes;
 use crate::ordering::event::{PricedLine, order_event};
 use crate::ordering::model::{OrderSettings, Payment};
 use crate::ordering::rows;
@@ -30,10 +31,11 @@ pub(super) fn placeholder(index: usize) -> i64 {
     -1 - index as i64
 }
 
-/// Writes what the accepted commands do; returns the ids of the new orders by placeholder, and
-/// the new orders as stored.
+/// Inserts the new orders and adds to `writes` everything else the accepted commands do;
+/// returns the ids of the new orders by placeholder, and the new orders as stored.
 pub(super) async fn write(
     conn: &impl ConnectionTrait,
+    writes: &mut Writes,
     effects: &Effects,
     working: &Working,
     now: DateTime<Utc>,
@@ -61,13 +63,11 @@ pub(super) async fn write(
         })
         .collect();
     for chunk in items.chunks(ROWS_PER_INSERT) {
-        order_item::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(conn)
-            .await?;
+        writes.insert(order_item::Entity::insert_many(chunk.iter().cloned()).into_query());
     }
-    rows::set_status(conn, &effects.paid, OrderStatus::Completed, now).await?;
-    rows::set_status(conn, &effects.expired, OrderStatus::Expired, now).await?;
-    stock::change(conn, &effects.stock, now).await?;
+    rows::set_status(writes, &effects.paid, OrderStatus::Completed, now);
+    rows::set_status(writes, &effects.expired, OrderStatus::Expired, now);
+    stock::change(writes, &effects.stock, now);
 
     let mut holds: Vec<(i64, Hold)> = effects
         .released
@@ -90,7 +90,7 @@ pub(super) async fn write(
             holds.push((coupon_id, Hold::Used { order_id, at: now }));
         }
     }
-    redemption::set(conn, &holds).await?;
+    redemption::set(writes, &holds);
 
     let movements: Vec<Movement> = effects
         .movements
@@ -100,7 +100,7 @@ pub(super) async fn write(
             ..movement.clone()
         })
         .collect();
-    accounts::apply(conn, &movements, now).await?;
+    accounts::apply(writes, &movements, now);
     let placed = id_of
         .into_iter()
         .map(|(index, id)| (placeholder(index), id))
@@ -168,10 +168,10 @@ async fn insert_orders(
     Ok(inserted)
 }
 
-/// The payment rows, the sales of the day and the events for the data platform of every order
-/// paid in the batch (their ledger rows were written with the balances).
-pub(super) async fn record_payments(
-    conn: &impl ConnectionTrait,
+/// Adds to `writes` the payment rows, the sales of the day and the events for the data platform
+/// of every order paid in the batch (their ledger rows go with the balances).
+pub(super) fn record_payments(
+    writes: &mut Writes,
     paid: &[(i64, Vec<PricedLine>)],
     stored: &HashMap<i64, order::Model>,
     names: &HashMap<i64, String>,
@@ -207,21 +207,22 @@ pub(super) async fn record_payments(
         });
     }
     for chunk in payments.chunks(ROWS_PER_INSERT) {
-        payment::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(conn)
-            .await?;
+        writes.insert(payment::Entity::insert_many(chunk.iter().cloned()).into_query());
     }
-    sales::record(conn, sales::sales_date(now, settings.time_zone), &sold).await?;
-    outbox::enqueue_many(conn, events).await
+    let day = sales::sales_date(now, settings.time_zone);
+    sales::record(writes, day, &sold);
+    outbox::enqueue_many(writes, events);
+    Ok(())
 }
 
-/// Stores the result of every accepted command sent with a key (a replay stores nothing new).
-pub(super) async fn record_keys(
-    conn: &impl ConnectionTrait,
+/// Adds to `writes` the result of every accepted command sent with a key (a replay stores nothing
+/// new).
+pub(super) fn record_keys(
+    writes: &mut Writes,
     commands: &[Command],
     answers: &[Answer],
     stored: &StoredKeys,
-) -> Result<(), AttemptError> {
+) {
     let keys: Vec<(&IdempotentRequest, String)> = commands
         .iter()
         .zip(answers)
@@ -234,5 +235,5 @@ pub(super) async fn record_keys(
         })
         .filter(|(request, _)| !stored.contains_key(&(request.user_id, request.key.clone())))
         .collect();
-    idempotency::record_many(conn, &keys).await
+    idempotency::record_many(writes, &keys);
 }
