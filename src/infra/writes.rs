@@ -13,8 +13,8 @@
 //!   [`DbErr::RecordNotUpdated`]. PostgreSQL runs the writes of one statement on one snapshot,
 //!   in no set order: writes added together must touch different rows, and none may need
 //!   another's effect (true of every caller: one statement per table and purpose).
-//! - **MySQL, SQLite**: one statement after another, in the order they were added, each with its
-//!   own check of the rows it touched.
+//! - **MySQL, SQLite**, or when asked ([`Writes::one_by_one`]): one statement after another,
+//!   in the order they were added, each with its own check of the rows it touched.
 
 use sea_orm::sea_query::{Expr, InsertStatement, PostgresQueryBuilder, Query, UpdateStatement};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
@@ -33,15 +33,29 @@ enum Write {
 #[must_use = "writes are only made by `send`"]
 pub struct Writes {
     backend: DbBackend,
+    /// Sent as one statement (PostgreSQL only).
+    together: bool,
     pending: Vec<Write>,
 }
 
 impl Writes {
-    /// No writes yet, for a transaction on `backend`.
+    /// No writes yet, for a transaction on `backend`; sent in one round trip where it can.
     pub fn new(backend: DbBackend) -> Self {
         Writes {
             backend,
+            together: backend == DbBackend::Postgres,
             pending: vec![],
+        }
+    }
+
+    /// No writes yet, for a transaction on `backend`; sent one statement after another, each
+    /// prepared once per connection. Cheaper for PostgreSQL's CPU than [`Writes::new`] when
+    /// the statements carry many rows (values bound in binary instead of parsed from text,
+    /// plans cached): the order writer's large batches, where round trips are few per order.
+    pub fn one_by_one(backend: DbBackend) -> Self {
+        Writes {
+            together: false,
+            ..Writes::new(backend)
         }
     }
 
@@ -79,7 +93,7 @@ impl Writes {
         if pending.is_empty() {
             return Ok(());
         }
-        if self.backend == DbBackend::Postgres {
+        if self.together {
             let sent = conn.execute_unprepared(&one_statement(pending)).await?;
             return match sent.rows_affected() {
                 1 => Ok(()),
