@@ -44,10 +44,10 @@ use decide::{pay, place, replayed};
 use write::{placeholder, record_keys, record_payments, write};
 
 /// The largest batch whose writes go in one round trip (PostgreSQL). Measured on 2 cores
-/// (BENCHMARKS.md, "A batch's writes in one round trip"): at 1,000 orders/s (batches of 4-7) one
-/// round trip cut the writer's CPU per order by 7% and p99 by a quarter; flat out (batches of
-/// ~30, round trips already few per order) it cost PostgreSQL ~20% more CPU per order, parsing
-/// and planning every value, and 8% of the throughput.
+/// (BENCHMARKS.md, "A batch's writes in one round trip"): at 1,000 orders/s (batches of 4-8)
+/// one round trip took 5-17% off the server's CPU per order; flat out (batches of ~30, where
+/// round trips are already few per order) it cost PostgreSQL 20-50% more CPU per order, parsing
+/// and planning every value, and 7-23% of the throughput.
 const ONE_ROUND_TRIP_UP_TO: usize = 10;
 
 /// One request for the order writer.
